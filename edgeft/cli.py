@@ -1,0 +1,209 @@
+"""The `edgeft` command: a thin typer layer over edgeft.export and edgeft.runtime.
+
+TensorFlow is imported only inside the commands that build Keras models (`export`, `layers`);
+every other command starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgeft.runtime.errors import EdgeftError
+
+app = typer.Typer(
+    help="Export keras.applications backbones to verified ONNX bundles and run them on the edge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+MODELS_DIR = Path("models")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected failures become one line on stderr and exit code 1; Ctrl-C exits 130."""
+    try:
+        yield
+    except EdgeftError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _export_available() -> None:
+    """Import TensorFlow with its native start-up log (CUDA probing on CPU machines) muted."""
+    from edgeft.export.quiet import native_stderr_muted
+
+    try:
+        with native_stderr_muted():
+            import tensorflow as tf
+            import tf2onnx  # noqa: F401
+
+            tf.config.list_physical_devices()  # cuInit happens here; its failure is not news
+    except ImportError:
+        raise EdgeftError("this command needs the export extra: pip install 'edgeft[export]'") from None
+
+
+@app.command()
+def backbones() -> None:
+    """List every keras.applications backbone with its input size, preprocessing and size."""
+    from edgeft.export.backbones import BACKBONES, PREPROCESS_MODES
+
+    table = Table("backbone", "default input", "preprocess", "params (no top)", title="keras.applications backbones")
+    for spec in BACKBONES:
+        size = f"{spec.default_size}x{spec.default_size}"
+        table.add_row(spec.name, size, spec.preprocess, f"{spec.params / 1e6:.1f} M")
+    out.print(table)
+    for mode, meaning in PREPROCESS_MODES.items():
+        out.print(f"  [bold]{mode}[/]: {meaning}")
+
+
+@app.command()
+def layers(
+    backbone: Annotated[str, typer.Argument(help="keras.applications name or a .keras model file")],
+    input_size: Annotated[Optional[str], typer.Option(help="N or HxW; default: the backbone's own")] = None,
+    trust_h5: Annotated[bool, typer.Option(help="allow a legacy .h5 model file (no safe mode)")] = False,
+) -> None:
+    """List the layers a backbone can be cut at (--cut), with their output shapes."""
+    with user_errors():
+        _export_available()
+        from edgeft.export.backbones import resolve_backbone
+        from edgeft.export.build import cut_points, load_keras_file
+        from edgeft.export.exporter import _is_file, parse_input_size
+
+        if _is_file(backbone):
+            model = load_keras_file(Path(backbone), "backbone model", trust_h5)
+        else:
+            spec = resolve_backbone(backbone)
+            h, w = parse_input_size(input_size) if input_size else (spec.default_size,) * 2
+            model = spec.constructor()(include_top=False, weights=None, input_shape=(h, w, 3))
+        table = Table("cut point", "output shape", title=f"{model.name}: layers every path passes through")
+        for point in cut_points(model):
+            table.add_row(point.name, str(point.shape))
+        out.print(table)
+
+
+@app.command()
+def export(
+    backbone: Annotated[str, typer.Argument(help="keras.applications name (any case) or a .keras model file")],
+    weights: Annotated[str, typer.Option(help="imagenet | none | PATH to a weights file")] = "imagenet",
+    cut: Annotated[Optional[str], typer.Option(help="cut at this layer instead of dropping only the classifier")] = None,
+    pooling: Annotated[str, typer.Option(help="avg | max | none: pooling of a 4-D feature map")] = "avg",
+    input_size: Annotated[Optional[str], typer.Option(help="N or HxW, e.g. 299 or 224x320")] = None,
+    preprocess: Annotated[Optional[str], typer.Option(help="tf | caffe | torch | unit | none (needed for model files)")] = None,
+    head: Annotated[Optional[Path], typer.Option(help="trained Keras head (.keras) to fuse after the features")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="class names, one per line, for a classification head")] = None,
+    task: Annotated[str, typer.Option(help="auto | regression | classification (auto: from the head's activation)")] = "auto",
+    batch: Annotated[Optional[int], typer.Option(help="static batch size (default: dynamic)")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 17,
+    name: Annotated[Optional[str], typer.Option(help="bundle folder name (default: from backbone and cut)")] = None,
+    models_dir: Annotated[Path, typer.Option(help="where bundles are written")] = MODELS_DIR,
+    force: Annotated[bool, typer.Option(help="replace an existing bundle")] = False,
+    tolerance: Annotated[float, typer.Option(help="max relative Keras-vs-ONNX error per output")] = 1e-4,
+    trust_h5: Annotated[bool, typer.Option(help="allow a legacy .h5 model file (no safe mode)")] = False,
+    seed: Annotated[int, typer.Option(help="seed for random init and probes")] = 0,
+) -> None:
+    """Export BACKBONE (+ optional head) to a verified ONNX bundle under models/."""
+    with user_errors():
+        _export_available()
+        from edgeft.export.exporter import ExportConfig, export_bundle, parse_input_size
+
+        config = ExportConfig(
+            backbone=backbone, weights=weights, cut=cut, pooling=pooling,
+            input_size=parse_input_size(input_size) if input_size else None, preprocess=preprocess,
+            head=head, labels=labels, task=task, batch=batch, opset=opset, name=name, models_dir=models_dir,
+            force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed,
+        )
+        result = export_bundle(config, say=lambda step: err.print(f"[dim]· {step}[/]"))
+        out.print(f"[green]wrote[/] {result.path}")
+        _print_manifest(result.path)
+
+
+@app.command()
+def inspect(bundle: Annotated[Path, typer.Argument(help="bundle folder")]) -> None:
+    """Print a bundle's manifest as a readable summary (and verify its model hash)."""
+    with user_errors():
+        from edgeft.runtime.bundle import load_bundle
+
+        load_bundle(bundle)
+        _print_manifest(bundle)
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    model: Annotated[Optional[Path], typer.Option(help="bundle folder (default: the only one under models/)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt")] = "auto",
+) -> None:
+    """Run a bundle on image files and print each prediction (or feature summary)."""
+    with user_errors():
+        from edgeft.runtime import Engine, default_bundle
+
+        from .images import read_image
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device)
+        table = Table("image", "size", "result", "ms")
+        for path in images:
+            frame = read_image(path)
+            result = engine.predict(frame)
+            table.add_row(path.name, f"{frame.shape[1]}x{frame.shape[0]}", _describe(engine.manifest, result.outputs), f"{result.latency_ms:.1f}")
+        out.print(table)
+
+
+def _describe(manifest, outputs) -> str:
+    if manifest.task == "features":
+        feats = outputs["features"]
+        top = feats.reshape(-1).argsort()[::-1][:3]
+        return f"features {tuple(feats.shape)}, L2 {float((feats ** 2).sum() ** 0.5):.2f}, strongest channels {list(map(int, top))}"
+    pred = outputs[manifest.output("prediction").name]
+    if manifest.task == "classification":
+        best = int(pred.argmax())
+        label = manifest.labels[best] if manifest.labels else f"class {best}"
+        return f"{label} ({float(pred[best]):.3f})"
+    return "prediction " + ", ".join(f"{v:.4f}" for v in pred.reshape(-1))
+
+
+def _print_manifest(path: Path) -> None:
+    from edgeft.runtime.bundle import read_manifest
+
+    m = read_manifest(path)
+    table = Table(show_header=False, title=f"bundle {path}", title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    b, w, i = m.backbone, m.weights, m.input
+    rows = [
+        ("task", m.task + (f" ({len(m.labels)} labels)" if m.labels else "")),
+        ("backbone", f"{b.name} ({b.source}), cut {b.cut or 'classifier dropped'}, pooling {b.pooling}"),
+        ("input", f"{i.name}: {i.dtype} {i.layout} {i.color_order} {i.height}x{i.width}, batch {i.batch or 'dynamic'}"),
+        ("preprocess", f"{b.preprocess} (folded into the graph)"),
+        ("outputs", ", ".join(f"{o.name} {_shape(o.shape)}" for o in m.outputs)),
+        ("weights", f"{w.source}: {w.loaded_by}" + (f", file sha256 {w.file_sha256[:16]}…" if w.file_sha256 else "")),
+        ("head", f"{m.head.source} (sha256 {m.head.sha256[:16]}…)" if m.head else "none"),
+        ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
+                   + f" (tolerance {m.parity_tolerance:g})"),
+        ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())),
+        ("created", m.created),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    out.print(table)
+
+
+def _shape(shape: tuple) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"

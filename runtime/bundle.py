@@ -1,0 +1,77 @@
+"""Open a bundle folder: parse the manifest and verify the model bytes before any session exists."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BundleError
+from .manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+
+DEFAULT_MODELS_DIR = Path("models")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    model_bytes: bytes  # verified against manifest.model_sha256; handed to onnxruntime as is
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"bundle '{folder}' does not exist or is not a folder")
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle '{folder}' has no {MANIFEST_FILE}; is it an edgeft bundle?")
+    return Manifest.from_json(manifest_path.read_text(encoding="utf-8"), origin=str(manifest_path))
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and verify a bundle. The model is read once; the checked bytes are the ones run."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    model_path = folder / MODEL_FILE
+    if not model_path.is_file():
+        raise BundleError(f"bundle '{folder}' has no {MODEL_FILE}")
+    model_bytes = model_path.read_bytes()
+    actual = sha256_bytes(model_bytes)
+    if actual != manifest.model_sha256:
+        raise BundleError(
+            f"{model_path} does not match its manifest (sha256 {actual[:12]}… != "
+            f"{manifest.model_sha256[:12]}…): the file was modified or truncated; re-export it"
+        )
+    return Bundle(folder, manifest, model_bytes)
+
+
+def find_bundles(models_dir: str | Path = DEFAULT_MODELS_DIR) -> list[Path]:
+    """Bundle folders (those holding a manifest) directly under `models_dir`, sorted."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def default_bundle(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
+    """The only bundle under `models_dir`; with none or several, say which exist."""
+    found = find_bundles(models_dir)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BundleError(f"no bundle under '{models_dir}/': run `edgeft export BACKBONE` or pass --model")
+    names = ", ".join(p.name for p in found)
+    raise BundleError(f"several bundles under '{models_dir}/' ({names}): pick one with --model")

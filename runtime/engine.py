@@ -1,0 +1,106 @@
+"""The inference engine: one verified bundle, one onnxruntime session, numpy in and out.
+
+`Engine.predict` is safe to call from several threads (onnxruntime sessions are), takes BGR
+frames of any size and returns plain numpy arrays keyed by the manifest's output names.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .bundle import Bundle, load_bundle
+from .errors import FrameError, ProviderError
+from .manifest import Manifest
+from .preprocess import as_frame_list, prepare_batch
+from .providers import resolve_providers
+
+log = logging.getLogger("edgeft")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    device: str = "auto"  # auto | cpu | cuda | tensorrt
+    threads: int | None = None  # intra-op threads; None lets onnxruntime use every core
+    strict: bool = False  # raise instead of falling back when the asked device is not the one running
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Named outputs (batch axis dropped when one frame was passed alone) and the time taken."""
+
+    outputs: dict[str, np.ndarray] = field(repr=False)
+    latency_ms: float
+    batch: int
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.outputs[name]
+
+
+class Engine:
+    def __init__(self, bundle: Bundle, config: EngineConfig = EngineConfig()):
+        self.bundle = bundle
+        self.manifest: Manifest = bundle.manifest
+        self.session = _create_session(bundle.model_bytes, config)
+        self.provider: str = self.session.get_providers()[0]
+        self._input_name = self.manifest.input.name
+        self._output_names = [o.name for o in self.manifest.outputs]
+        log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, strict: bool = False) -> Engine:
+        """Verify and open the bundle folder at `path` (manifest schema + model sha256)."""
+        return cls(load_bundle(path), EngineConfig(device=device, threads=threads, strict=strict))
+
+    def predict(self, frames: np.ndarray | Sequence[np.ndarray]) -> Prediction:
+        """Run BGR uint8 frame(s) of any size; one H x W x C frame in gives unbatched outputs."""
+        start = time.perf_counter()
+        frame_list, single = as_frame_list(frames)
+        outputs = self.run(prepare_batch(frame_list, self.manifest.input))
+        if single:
+            outputs = {name: value[0] for name, value in outputs.items()}
+        return Prediction(outputs, (time.perf_counter() - start) * 1000.0, len(frame_list))
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run an already prepared uint8 N x H x W x 3 batch (in the manifest's colour order)."""
+        spec = self.manifest.input
+        if batch.dtype != np.uint8 or batch.shape[1:] != (spec.height, spec.width, 3):
+            raise FrameError(
+                f"batch must be uint8 N x {spec.height} x {spec.width} x 3, got {batch.dtype} {batch.shape}"
+            )
+        if spec.batch is None or len(batch) == spec.batch:
+            values = self.session.run(self._output_names, {self._input_name: batch})
+            return dict(zip(self._output_names, values))
+        return self._run_static(batch, spec.batch)
+
+    def _run_static(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
+        """A static-batch graph takes exactly `size` frames: chunk, zero-pad the last, trim."""
+        parts: list[list[np.ndarray]] = [[] for _ in self._output_names]
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            padded = np.zeros((size, *batch.shape[1:]), np.uint8)
+            padded[: len(chunk)] = chunk
+            values = self.session.run(self._output_names, {self._input_name: padded})
+            for part, value in zip(parts, values):
+                part.append(value[: len(chunk)])
+        return {name: np.concatenate(part) for name, part in zip(self._output_names, parts)}
+
+
+def _create_session(model_bytes: bytes, config: EngineConfig) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no per-node placement warnings
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if config.threads:
+        options.intra_op_num_threads = config.threads
+    providers = resolve_providers(config.device)
+    session = ort.InferenceSession(model_bytes, options, providers=providers)
+    running = session.get_providers()[0]
+    if config.strict and config.device != "auto" and running != providers[0]:
+        raise ProviderError(f"asked for {providers[0]} but onnxruntime is running {running}")
+    return session

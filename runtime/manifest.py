@@ -1,0 +1,189 @@
+"""The bundle contract: `manifest.json` schema, parsing and validation.
+
+The runtime owns this schema; the export stage writes it through these same dataclasses,
+so the two can never drift apart. Parsing is strict: an unknown schema version, a missing
+field or a wrong type is refused with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import BundleError
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+LABELS_FILE = "labels.txt"
+
+Task = Literal["features", "regression", "classification"]
+Preprocess = Literal["tf", "caffe", "torch", "unit", "none"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the graph consumes: uint8 NHWC frames in `color_order` at height x width."""
+
+    name: str
+    height: int
+    width: int
+    batch: int | None = None  # None: dynamic batch
+    channels: int = 3
+    dtype: str = "uint8"
+    layout: str = "NHWC"
+    color_order: str = "RGB"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named graph output; `shape[0]` is the batch axis (None when dynamic)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    role: Literal["features", "prediction"]
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str  # keras.applications name, or the file name of the user's own model
+    source: Literal["keras.applications", "file"]
+    cut: str | None
+    pooling: Literal["avg", "max", "none"]
+    preprocess: Preprocess
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    source: str  # "imagenet", "none", or the weights file path as given
+    file_sha256: str | None  # sha256 of the weights file, when there is one
+    tensors_sha256: str  # sha256 of the backbone's weight tensors as exported
+    loaded_by: str  # how they got there: keras download, keras load_weights, in order, random init
+
+
+@dataclass(frozen=True)
+class ParityRecord:
+    """Keras vs onnxruntime on the same uint8 probes; rel = max_abs / max |keras|."""
+
+    output: str
+    max_abs: float
+    max_rel: float
+    probes: int
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    source: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    task: Task
+    input: InputSpec
+    outputs: tuple[OutputSpec, ...]
+    backbone: BackboneInfo
+    weights: WeightsInfo
+    model_sha256: str
+    opset: int
+    parity: tuple[ParityRecord, ...]
+    parity_tolerance: float
+    versions: dict[str, str]
+    created: str
+    head: HeadInfo | None = None
+    labels: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def output(self, role: str) -> OutputSpec | None:
+        """The first output with this role, or None."""
+        return next((o for o in self.outputs if o.role == role), None)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = MANIFEST_FILE) -> Manifest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise BundleError(f"{origin}: expected a JSON object at the top level")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(
+                f"{origin}: schema_version {version!r} is not supported "
+                f"(this edgeft reads version {SCHEMA_VERSION}); re-export the bundle"
+            )
+        manifest = _parse(cls, data, origin)
+        _check_consistency(manifest, origin)
+        return manifest
+
+
+def _parse(tp: Any, value: Any, where: str) -> Any:
+    """Convert JSON `value` into type `tp`, raising BundleError naming the path on mismatch."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise BundleError(f"{where}: expected an object")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _parse(hints[f.name], value[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise BundleError(f"{where}: missing field '{f.name}'")
+        return tp(**kwargs)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _parse(option, value, where)
+            except BundleError:
+                continue
+        raise BundleError(f"{where}: {value!r} is not a valid {tp}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise BundleError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise BundleError(f"{where}: expected a list")
+        item = typing.get_args(tp)[0]
+        return tuple(_parse(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise BundleError(f"{where}: expected an object")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    if tp is Any:
+        return value
+    raise BundleError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {type(value).__name__}")
+
+
+def _check_consistency(m: Manifest, origin: str) -> None:
+    if m.input.dtype != "uint8" or m.input.layout != "NHWC" or m.input.channels != 3:
+        raise BundleError(f"{origin}: input must be uint8 NHWC with 3 channels")
+    if m.input.color_order not in ("RGB", "BGR"):
+        raise BundleError(f"{origin}: input.color_order must be RGB or BGR")
+    if min(m.input.height, m.input.width) < 1 or (m.input.batch is not None and m.input.batch < 1):
+        raise BundleError(f"{origin}: input height, width and batch must be positive")
+    if not m.outputs or m.output("features") is None:
+        raise BundleError(f"{origin}: outputs must include one with role 'features'")
+    if len({o.name for o in m.outputs}) != len(m.outputs):
+        raise BundleError(f"{origin}: output names must be unique")
+    if m.task == "classification" and m.labels:
+        classes = m.output("prediction").shape[-1] if m.output("prediction") else None
+        if classes != len(m.labels):
+            raise BundleError(f"{origin}: {len(m.labels)} labels for {classes} classes")
