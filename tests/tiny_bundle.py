@@ -1,0 +1,60 @@
+"""A hand-built bundle (no TensorFlow): mean colour per channel, plus a 2-class softmax on it.
+
+Small enough to reason about exactly, so runtime tests can assert precise outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.runtime.bundle import sha256_bytes
+from edgeft.runtime.manifest import BackboneInfo, InputSpec, Manifest, OutputSpec, WeightsInfo
+
+HEIGHT, WIDTH = 8, 12
+WEIGHTS = np.array([[1.0, -1.0], [0.0, 0.0], [-1.0, 1.0]], np.float32) / 64  # R vs B decides the class
+
+
+def build_model_bytes(batch: int | None = None) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, [batch or "N", HEIGHT, WIDTH, 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch or "N", 3])
+    prediction = helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [batch or "N", 2])
+    nodes = [
+        helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["x"], ["features"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["features", "w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["prediction"], axis=-1),
+    ]
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [3, 2], WEIGHTS.reshape(-1).tolist())]
+    graph = helper.make_graph(nodes, "tiny", [image], [features, prediction], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_tiny_bundle(folder: Path, batch: int | None = None) -> Path:
+    model_bytes = build_model_bytes(batch)
+    manifest = Manifest(
+        name=folder.name, task="classification",
+        input=InputSpec("image", HEIGHT, WIDTH, batch),
+        outputs=(OutputSpec("features", (batch, 3), "features"), OutputSpec("prediction", (batch, 2), "prediction")),
+        backbone=BackboneInfo("tiny", "file", None, "none", "none"),
+        weights=WeightsInfo("none", None, "0" * 64, "hand-built"),
+        model_sha256=sha256_bytes(model_bytes), opset=17, parity=(), parity_tolerance=1e-4,
+        versions={}, created="2026-11-24T00:00:00+00:00", labels=("red", "blue"),
+    )
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(model_bytes)
+    (folder / "manifest.json").write_text(manifest.to_json())
+    return folder
+
+
+def with_manifest(folder: Path, **changes) -> None:
+    manifest = Manifest.from_json((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(dataclasses.replace(manifest, **changes).to_json())
