@@ -165,6 +165,129 @@ def predict(
         out.print(table)
 
 
+@app.command()
+def run(
+    source: Annotated[list[str], typer.Option("--source", "-s", help="camera0 | video | image folder/glob | URL | driving_log.csv; repeat for a rig, name=spec to name")],
+    model: Annotated[Optional[Path], typer.Option(help="bundle folder (default: the only one under models/)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads")] = None,
+    batch: Annotated[int, typer.Option(help="ticks per inference call for file sources")] = 1,
+    rate: Annotated[Optional[float], typer.Option(help="pace file sources at HZ, like a live camera (newest frame wins)")] = None,
+    stride: Annotated[int, typer.Option(help="keep every Nth frame")] = 1,
+    loop: Annotated[bool, typer.Option(help="loop image folders / globs")] = False,
+    width: Annotated[Optional[int], typer.Option(help="camera capture width")] = None,
+    height: Annotated[Optional[int], typer.Option(help="camera capture height")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="camera capture fps")] = None,
+    cameras: Annotated[str, typer.Option(help="driving log cameras, comma separated")] = "center,left,right",
+    correction: Annotated[Optional[float], typer.Option(help="driving log: steering truth offset for left/right cameras")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="predictions to FILE.jsonl or FILE.csv")] = None,
+    features: Annotated[Optional[Path], typer.Option(help="features to DIR as .npy shards + index.csv")] = None,
+    save_video: Annotated[Optional[Path], typer.Option(help="annotated video of the first camera (.mp4)")] = None,
+    show: Annotated[bool, typer.Option(help="show the annotated first camera in a window")] = False,
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display, only the summary")] = False,
+) -> None:
+    """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
+    with user_errors():
+        from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions, default_bundle, open_source
+
+        from .console import RunDisplay, summary_table
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        if batch < 1 or stride < 1 or (rate is not None and rate <= 0):
+            raise EdgeftError("--batch and --stride must be at least 1, and --rate positive")
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads)
+        options = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
+                                cameras=tuple(c.strip() for c in cameras.split(",") if c.strip()), correction=correction)
+        sources = []
+        try:
+            for spec in source:
+                sources.append(open_source(spec, options))
+            names = [s.name for s in sources]
+            if len(set(names)) != len(names):
+                raise EdgeftError(f"sources need distinct names ({', '.join(names)}): use name=spec")
+            sinks = _run_sinks(engine.manifest, sources, output, features, save_video, show, rate)
+            _stream(engine, sources, sinks, PipelineConfig(batch=batch, max_ticks=max_frames), quiet, RunDisplay, summary_table)
+        finally:
+            for s in sources:
+                s.close()
+
+
+def _run_sinks(manifest, sources, output, features, save_video, show, rate) -> list:
+    from edgeft.runtime.sinks import FeatureShards, PredictionWriter, VideoSink, WindowSink
+
+    sinks: list = []
+    try:
+        if output:
+            sinks.append(PredictionWriter(output, manifest))
+        if features:
+            sinks.append(FeatureShards(features, manifest))
+        if save_video:
+            sinks.append(VideoSink(save_video, manifest, fps=getattr(sources[0], "fps", None) or rate or 20.0))
+        if show and WindowSink.available():
+            sinks.append(WindowSink(manifest))
+        elif show:
+            logging.getLogger("edgeft").warning("edgeft: --show ignored: no display here")
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
+def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) -> None:
+    """Run the pipeline into the sinks; Ctrl-C and SIGTERM stop it cleanly: sinks are flushed
+    (the last feature shard committed whole) and the summary printed before exiting 130."""
+    import signal
+
+    from edgeft.runtime import Pipeline
+
+    def terminate(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    pipeline = Pipeline(sources, engine, config)
+    total = sources[0].total if len(sources) == 1 or all(s.total for s in sources) else None
+    if total is not None and config.max_ticks is not None:
+        total = min(total, config.max_ticks)
+    live = any(s.live or s.options.rate for s in sources)
+    interrupted = False
+    try:
+        with RunDisplay(err, pipeline.stats, total, live, enabled=not quiet) as display:
+            for result in pipeline:
+                for sink in sinks:
+                    sink.write(result)
+                display.update(result, pipeline.ticks)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pipeline.stop()
+        signal.signal(signal.SIGTERM, previous)
+        for sink in sinks:
+            sink.close()
+    out.print(summary_table(pipeline.stats, engine.manifest, interrupted))
+    if interrupted:
+        raise typer.Exit(130)
+    if pipeline.stats.errors:
+        raise EdgeftError(pipeline.stats.errors[-1])
+
+
+@app.command()
+def sample(
+    folder: Annotated[Path, typer.Argument(help="where to write the sample")] = Path("data/sample-drive"),
+    frames: Annotated[int, typer.Option(help="frames per camera")] = 120,
+    seed: Annotated[int, typer.Option(help="noise seed")] = 0,
+) -> None:
+    """Write the built-in driving sample: a synthetic three-camera road clip and driving_log.csv."""
+    with user_errors():
+        from .sample import make_driving_sample
+
+        if frames < 1:
+            raise EdgeftError("--frames must be at least 1")
+        log_path = make_driving_sample(folder, frames, seed)
+        out.print(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: a synthetic road, steering = drawn curvature")
+
+
 def _describe(manifest, outputs) -> str:
     if manifest.task == "features":
         feats = outputs["features"]

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .bundle import Bundle, load_bundle
-from .errors import FrameError, ProviderError
+from .errors import BundleError, FrameError, ProviderError
 from .manifest import Manifest
 from .preprocess import as_frame_list, prepare_batch
 from .providers import resolve_providers
@@ -48,6 +48,7 @@ class Engine:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
         self.session = _create_session(bundle.model_bytes, config)
+        _check_graph_matches_manifest(self.session, bundle)
         self.provider: str = self.session.get_providers()[0]
         self._input_name = self.manifest.input.name
         self._output_names = [o.name for o in self.manifest.outputs]
@@ -104,3 +105,26 @@ def _create_session(model_bytes: bytes, config: EngineConfig) -> ort.InferenceSe
     if config.strict and config.device != "auto" and running != providers[0]:
         raise ProviderError(f"asked for {providers[0]} but onnxruntime is running {running}")
     return session
+
+
+def _check_graph_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:
+    """Frames are fed as the manifest says; a graph that wants something else is refused here,
+    not with an onnxruntime error on the first frame."""
+    spec, where = bundle.manifest.input, bundle.path
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != spec.name:
+        raise BundleError(f"bundle '{where}': the model's inputs {[i.name for i in inputs]} are not the manifest's '{spec.name}'")
+    model_input = inputs[0]
+    wanted = [spec.batch, spec.height, spec.width, 3]
+    fixed = [d if isinstance(d, int) else None for d in model_input.shape]
+    if model_input.type != "tensor(uint8)" or len(fixed) != 4 or any(
+        f is not None and f != w for f, w in zip(fixed, wanted)
+    ):
+        shown = "x".join("N" if d is None else str(d) for d in fixed)
+        raise BundleError(
+            f"bundle '{where}': the model takes {model_input.type} {shown}, but edgeft feeds uint8 frames "
+            f"{spec.height}x{spec.width}x3 as the manifest says; re-export the bundle"
+        )
+    missing = {o.name for o in bundle.manifest.outputs} - {o.name for o in session.get_outputs()}
+    if missing:
+        raise BundleError(f"bundle '{where}': the model has no output(s) {sorted(missing)} named in the manifest")

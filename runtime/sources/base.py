@@ -1,0 +1,107 @@
+"""What every source yields: ticks of frames, one frame per camera of the rig.
+
+A single camera gives ticks of one frame; a driving log gives center/left/right together.
+`read()` returns the next tick, or None at the end of a finite stream; a live source that
+loses its feed raises `StreamLost` so the pipeline can reconnect it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import EdgeftError
+
+log = logging.getLogger("edgeft")
+
+
+class SourceError(EdgeftError):
+    """A source cannot be opened (missing file, absent camera, unreachable URL)."""
+
+
+class StreamLost(Exception):
+    """A live source stopped delivering frames; reconnecting may bring it back."""
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    width: int | None = None  # camera capture size request
+    height: int | None = None
+    fps: float | None = None  # camera capture rate request
+    loop: bool = False  # image folders / globs: start over at the end
+    rate: float | None = None  # pace a file source at this many ticks per second, like a camera
+    stride: int = 1  # keep every Nth frame
+    cameras: tuple[str, ...] = ("center", "left", "right")  # driving log cameras to use
+    correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
+    timeout_s: float = 10.0  # network streams: open/read timeout
+
+
+@dataclass
+class Frame:
+    source: str  # camera name within the run (e.g. "center", "camera0")
+    index: int  # frame number in the source's own numbering (gaps = stride or drops)
+    image: np.ndarray  # BGR uint8 as captured
+    t_capture: float = field(default_factory=time.time)  # wall clock, seconds since the epoch
+    t_mono: float = field(default_factory=time.monotonic)  # for latency; immune to clock changes
+    truth: float | None = None  # ground-truth steering, where the source has it
+
+
+Tick = list[Frame]
+
+
+class Source(ABC):
+    """Base class: subclasses set `live` and implement `_open`, `read`, `_close`."""
+
+    live: bool = False
+
+    def __init__(self, name: str, spec: str, options: SourceOptions):
+        self.name, self.spec, self.options = name, spec, options
+        self.skipped = 0  # frames that could not be read (counted, warned once)
+        self._warned = False
+        self._opened = False
+
+    @property
+    def total(self) -> int | None:
+        """Ticks this source will give, when known (for progress bars)."""
+        return None
+
+    def open(self) -> Source:
+        if not self._opened:
+            self._open()
+            self._opened = True
+        return self
+
+    def close(self) -> None:
+        if self._opened:
+            self._close()
+            self._opened = False
+
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Tick | None: ...
+
+    def _close(self) -> None:
+        return None
+
+    def skip(self, what: str) -> None:
+        """Count an unreadable frame; warn the first time only, so a bad log does not flood."""
+        self.skipped += 1
+        if not self._warned:
+            log.warning("edgeft: %s: skipping unreadable %s (further ones are counted, not shown)", self.name, what)
+            self._warned = True
+
+    def __enter__(self) -> Source:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,111 @@
+"""A recorded Udacity-style `driving_log.csv`: three cameras of one rig, steering as ground truth.
+
+Columns: center, left, right, steering, throttle, brake, speed, with or without a header.
+Logs recorded elsewhere hold absolute paths from that machine (often Windows); an image that
+is not where the log says is looked up by file name under the CSV's `IMG/` folder.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Frame, Source, SourceError, SourceOptions, Tick
+from .images import read_bgr
+
+CAMERAS = ("center", "left", "right")
+SIDE_SIGN = {"center": 0.0, "left": 1.0, "right": -1.0}  # steer back toward the centre line
+
+
+@dataclass(frozen=True)
+class LogRow:
+    paths: dict[str, str]  # camera -> path as written in the log ('' when absent)
+    steering: float
+
+
+def read_log(path: Path) -> list[LogRow]:
+    if not path.is_file():
+        raise SourceError(f"driving log '{path}' does not exist")
+    rows: list[LogRow] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for number, record in enumerate(csv.reader(fh), start=1):
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(record) < 4:
+                raise SourceError(f"{path}:{number}: expected center,left,right,steering,... got {len(record)} columns")
+            try:
+                steering = float(record[3])
+            except ValueError:
+                if number == 1:  # a header row
+                    continue
+                raise SourceError(f"{path}:{number}: steering '{record[3]}' is not a number") from None
+            rows.append(LogRow({cam: record[i].strip() for i, cam in enumerate(CAMERAS)}, steering))
+    if not rows:
+        raise SourceError(f"driving log '{path}' has no rows")
+    return rows
+
+
+def resolve_image(logged: str, log_dir: Path) -> Path:
+    """The logged path if it exists, else relative to the log, else by file name under IMG/."""
+    as_given = Path(logged)
+    if as_given.is_absolute() and as_given.is_file():
+        return as_given
+    relative = log_dir / logged
+    if relative.is_file():
+        return relative
+    return log_dir / "IMG" / logged.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class DriveLogSource(Source):
+    live = False
+
+    def __init__(self, name: str, spec: str, options: SourceOptions):
+        super().__init__(name, spec, options)
+        unknown = set(options.cameras) - set(CAMERAS)
+        if unknown or not options.cameras:
+            raise SourceError(f"driving log cameras must be among {', '.join(CAMERAS)}, got {', '.join(options.cameras)}")
+        self._rows: list[LogRow] = []
+        self._position = 0
+
+    def _open(self) -> None:
+        path = Path(self.spec)
+        if path.is_dir():
+            path = path / "driving_log.csv"
+        self._log_dir = path.parent
+        self._rows = read_log(path)[:: self.options.stride]
+        self._position = 0
+
+    @property
+    def total(self) -> int | None:
+        return len(self._rows)
+
+    def camera_name(self, camera: str) -> str:
+        return camera if self.name in ("", "drivelog") else f"{self.name}/{camera}"
+
+    def read(self) -> Tick | None:
+        while self._position < len(self._rows):
+            index = self._position
+            row = self._rows[index]
+            self._position += 1
+            tick = [frame for cam in self.options.cameras if (frame := self._frame(index, row, cam)) is not None]
+            if tick:
+                return tick
+        return None
+
+    def _frame(self, index: int, row: LogRow, camera: str) -> Frame | None:
+        logged = row.paths[camera]
+        if not logged:
+            return None  # this log has no such camera
+        image = read_bgr(resolve_image(logged, self._log_dir))
+        if image is None:
+            self.skip(f"{camera} image '{logged}'")
+            return None
+        return Frame(self.camera_name(camera), index, image, truth=self._truth(row.steering, camera))
+
+    def _truth(self, steering: float, camera: str) -> float | None:
+        if camera == "center":
+            return steering
+        if self.options.correction is None:
+            return None
+        return steering + SIDE_SIGN[camera] * self.options.correction

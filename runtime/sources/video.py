@@ -1,0 +1,107 @@
+"""OpenCV capture sources: video files, cameras, and network streams (FFmpeg)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+
+from .base import Frame, Source, SourceError, SourceOptions, StreamLost, Tick
+
+
+class _CaptureSource(Source):
+    """Shared reading: stride, frame numbering, end-of-stream vs lost-stream."""
+
+    def __init__(self, name: str, spec: str, options: SourceOptions):
+        super().__init__(name, spec, options)
+        self._cap: cv2.VideoCapture | None = None
+        self._index = -1
+
+    def read(self) -> Tick | None:
+        if self._cap is None:
+            raise StreamLost(f"{self.name} is not open")
+        for _ in range(self.options.stride):
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                if self.live:
+                    raise StreamLost(f"{self.name} stopped delivering frames")
+                return None
+            self._index += 1
+        return [Frame(self.name, self._index, image)]
+
+    def _close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    @property
+    def fps(self) -> float | None:
+        value = self._cap.get(cv2.CAP_PROP_FPS) if self._cap is not None else 0.0
+        return value if value and value < 1000 else None
+
+
+class VideoSource(_CaptureSource):
+    live = False
+
+    def _open(self) -> None:
+        if not Path(self.spec).is_file():
+            raise SourceError(f"video '{self.spec}' does not exist")
+        self._cap = cv2.VideoCapture(self.spec)
+        if not self._cap.isOpened():
+            raise SourceError(f"'{self.spec}' is not a video OpenCV can decode")
+        self._index = -1
+
+    @property
+    def total(self) -> int | None:
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self._cap is not None else 0
+        return -(-count // self.options.stride) if count > 0 else None
+
+
+def camera_id(spec: str) -> int | str | None:
+    """`camera0`, `0` -> 0; `/dev/video2` -> the path; anything else -> None."""
+    match = re.fullmatch(r"(?:camera)?(\d+)", spec)
+    if match:
+        return int(match.group(1))
+    return spec if re.fullmatch(r"/dev/video\d+", spec) else None
+
+
+class CameraSource(_CaptureSource):
+    live = True
+
+    def _open(self) -> None:
+        device = camera_id(self.spec)
+        if isinstance(device, str) and not Path(device).exists():
+            raise SourceError(f"camera '{device}' does not exist (no such device)")
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its own "can't open" noise
+        try:
+            self._cap = cv2.VideoCapture(device)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
+        if not self._cap.isOpened():
+            self._cap = None
+            raise SourceError(f"camera '{self.spec}' cannot be opened: no such camera, or it is in use")
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.options.width),
+                            (cv2.CAP_PROP_FRAME_HEIGHT, self.options.height), (cv2.CAP_PROP_FPS, self.options.fps)):
+            if value:
+                self._cap.set(prop, value)
+
+
+class StreamSource(_CaptureSource):
+    """rtsp:// and http(s):// streams through FFmpeg, with bounded open/read timeouts."""
+
+    live = True
+
+    def _open(self) -> None:
+        timeout_ms = int(self.options.timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self._cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
+        if not self._cap.isOpened():
+            self._cap = None
+            raise SourceError(f"stream '{self.spec}' cannot be opened (unreachable, or not a video stream)")
