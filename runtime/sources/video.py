@@ -19,16 +19,24 @@ class _CaptureSource(Source):
         self._index = -1
 
     def read(self) -> Tick | None:
+        """The next kept frame; with stride N the N-1 frames after each are grabbed, not decoded."""
         if self._cap is None:
             raise StreamLost(f"{self.name} is not open")
-        for _ in range(self.options.stride):
-            ok, image = self._cap.read()
-            if not ok or image is None:
-                if self.live:
-                    raise StreamLost(f"{self.name} stopped delivering frames")
-                return None
-            self._index += 1
+        skip = self.options.stride - 1 if self._index >= 0 else 0
+        for _ in range(skip):
+            if not self._cap.grab():
+                return self._ended()
+        self._index += skip
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            return self._ended()
+        self._index += 1
         return [Frame(self.name, self._index, image)]
+
+    def _ended(self) -> None:
+        if self.live:
+            raise StreamLost(f"{self.name} stopped delivering frames")
+        return None
 
     def _close(self) -> None:
         if self._cap is not None:

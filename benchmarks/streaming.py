@@ -1,0 +1,78 @@
+"""Pure inference vs end-to-end streaming from a 720p video, side by side in one run.
+
+    .venv/bin/python benchmarks/streaming.py [--frames 300] [--models mobilenetv2:224 inceptionv3:299]
+
+Pure inference: the same frames, already decoded and resized in memory, through Engine.run at
+batch 1. Streaming: `Pipeline(open_source(video), engine)`: decode + resize in the capture
+thread, inference in the main thread, results with capture-to-result latency. Random weights
+(timing does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ensure_bundle, pct, timed, video_720p  # noqa: E402
+
+from edgeft.runtime import Engine, Pipeline, open_source  # noqa: E402
+from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
+
+
+def decoded_frames(video: Path) -> list[np.ndarray]:
+    capture, frames = cv2.VideoCapture(str(video)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def measure(bundle: Path, video: Path, frames: list[np.ndarray], threads: int | None) -> dict[str, float]:
+    engine = Engine.load(bundle, threads=threads)
+    inputs = [prepare_batch([f], engine.manifest.input) for f in frames]
+    for x in inputs[:5]:
+        engine.run(x)  # warm-up
+    it = iter(inputs * 2)
+    pure = timed(lambda: engine.run(next(it)), len(inputs))
+    pipeline = Pipeline(open_source(str(video)), engine)
+    count = sum(1 for _ in pipeline)
+    stats = pipeline.stats
+    lat = stats.latency_percentiles()
+    return {
+        "frames": count,
+        "pure_fps": 1000 / np.mean(pure), "pure_p50": pct(pure, 50), "pure_p99": pct(pure, 99),
+        "stream_fps": stats.fps, "lat_p50": lat["p50"], "lat_p90": lat["p90"], "lat_p99": lat["p99"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--models", nargs="+", default=["mobilenetv2:224", "inceptionv3:299"])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    video = video_720p(args.frames)
+    frames = decoded_frames(video)
+    capture = cv2.VideoCapture(str(video))
+    decode = timed(lambda: capture.read(), min(len(frames), 200))
+    print(f"video: {video.name}, {len(frames)} frames 1280x720 mp4v; decode alone p50 {pct(decode, 50):.2f} ms/frame")
+    print()
+    header = f"{'model':<18}{'pure fps':>10}{'stream fps':>12}{'stream/pure':>13}{'infer p50':>11}{'infer p99':>11}{'e2e p50':>10}{'e2e p90':>10}{'e2e p99':>10}"
+    print(header)
+    print("-" * len(header))
+    for item in args.models:
+        name, size = item.split(":")
+        r = measure(ensure_bundle(name, int(size)), video, frames, args.threads)
+        print(f"{name + ' ' + size:<18}{r['pure_fps']:>10.1f}{r['stream_fps']:>12.1f}{r['stream_fps'] / r['pure_fps']:>12.0%}"
+              f"{r['pure_p50']:>9.1f}ms{r['pure_p99']:>9.1f}ms{r['lat_p50']:>8.1f}ms{r['lat_p90']:>8.1f}ms{r['lat_p99']:>8.1f}ms")
+    print("\ne2e latency = capture (frame decoded) to result, through the pipeline's decode-ahead queue")
+
+
+if __name__ == "__main__":
+    main()
