@@ -15,6 +15,10 @@ WORK = ROOT / ".work"  # exported bundles and videos for benchmarks (git-ignored
 
 def ensure_bundle(backbone: str, size: int, weights: str = "none") -> Path:
     """Export `backbone` at `size` into benchmarks/.work/models once; reuse it afterwards."""
+    from edgeft.export.quiet import native_stderr_muted
+
+    with native_stderr_muted():
+        import tensorflow  # noqa: F401 - its native start-up log, muted
     from edgeft.export.exporter import ExportConfig, export_bundle
 
     name = f"{backbone.lower()}-{size}"

@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+stdout = Console()
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
@@ -67,9 +67,9 @@ def backbones() -> None:
     for spec in BACKBONES:
         size = f"{spec.default_size}x{spec.default_size}"
         table.add_row(spec.name, size, spec.preprocess, f"{spec.params / 1e6:.1f} M")
-    out.print(table)
+    stdout.print(table)
     for mode, meaning in PREPROCESS_MODES.items():
-        out.print(f"  [bold]{mode}[/]: {meaning}")
+        stdout.print(f"  [bold]{mode}[/]: {meaning}")
 
 
 @app.command()
@@ -94,7 +94,7 @@ def layers(
         table = Table("cut point", "output shape", title=f"{model.name}: layers every path passes through")
         for point in cut_points(model):
             table.add_row(point.name, str(point.shape))
-        out.print(table)
+        stdout.print(table)
 
 
 @app.command()
@@ -129,7 +129,7 @@ def export(
             force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed,
         )
         result = export_bundle(config, say=lambda step: err.print(f"[dim]· {step}[/]"))
-        out.print(f"[green]wrote[/] {result.path}")
+        stdout.print(f"[green]wrote[/] {result.path}")
         _print_manifest(result.path)
 
 
@@ -162,7 +162,7 @@ def predict(
             frame = read_image(path)
             result = engine.predict(frame)
             table.add_row(path.name, f"{frame.shape[1]}x{frame.shape[0]}", _describe(engine.manifest, result.outputs), f"{result.latency_ms:.1f}")
-        out.print(table)
+        stdout.print(table)
 
 
 @app.command()
@@ -268,7 +268,7 @@ def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) ->
         signal.signal(signal.SIGTERM, previous)
         for sink in sinks:
             sink.close()
-    out.print(summary_table(pipeline.stats, engine.manifest, interrupted))
+    stdout.print(summary_table(pipeline.stats, engine.manifest, interrupted))
     if interrupted:
         raise typer.Exit(128 + int(received["signal"]))  # 130 for Ctrl-C, 143 for SIGTERM
     if pipeline.stats.errors:
@@ -288,7 +288,94 @@ def sample(
         if frames < 1:
             raise EdgeftError("--frames must be at least 1")
         log_path = make_driving_sample(folder, frames, seed)
-        out.print(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: a synthetic road, steering = drawn curvature")
+        stdout.print(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: a synthetic road, steering = drawn curvature")
+
+
+@app.command()
+def extract(
+    dataset: Annotated[Optional[Path], typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")] = None,
+    out: Annotated[Path, typer.Option(help="features folder to write")] = Path("runs/features"),
+    model: Annotated[Optional[Path], typer.Option(help="bundle folder (default: the only one under models/)")] = None,
+    source: Annotated[Optional[str], typer.Option(help="any run source instead of a dataset: features without labels")] = None,
+    val: Annotated[float, typer.Option(help="validation fraction")] = 0.15,
+    test: Annotated[float, typer.Option(help="test fraction")] = 0.15,
+    seed: Annotated[int, typer.Option(help="split and augmentation seed")] = 0,
+    augment: Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)")] = "",
+    cameras: Annotated[str, typer.Option(help="driving log cameras to use")] = "center,left,right",
+    correction: Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right")] = 0.2,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted extraction")] = False,
+    rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard")] = 256,
+    batch: Annotated[int, typer.Option(help="frames per inference call")] = 16,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt")] = "auto",
+) -> None:
+    """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
+    with user_errors():
+        from edgeft.runtime import Engine, default_bundle
+
+        from .datasets import plan_class_folders, plan_driving_log
+
+        if (dataset is None) == (source is None):
+            raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device)
+        if source is not None:
+            run(source=[source], model=engine.bundle.path, device=device, features=out, quiet=False)
+            return
+        aug = tuple(a.strip() for a in augment.split(",") if a.strip())
+        settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(aug)}
+        if dataset.suffix == ".csv" or (dataset / "driving_log.csv").is_file():
+            cams = tuple(c.strip() for c in cameras.split(",") if c.strip())
+            plan = plan_driving_log(dataset, cams, correction, val, test, seed, aug)
+            settings.update(cameras=list(cams), correction=correction)
+        else:
+            plan = plan_class_folders(dataset, val, test, seed, aug)
+        _run_extraction(engine, plan, out, settings, rows_per_shard, batch, resume)
+
+
+def _run_extraction(engine, plan, out, settings, rows_per_shard, batch, resume) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .extract import ExtractConfig
+    from .extract import extract as run_extract
+
+    if rows_per_shard < 1 or batch < 1:
+        raise EdgeftError("--rows-per-shard and --batch must be at least 1")
+    config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume)
+    with Progress("[bold]extract", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("extract", total=len(plan.items))
+        unreadable = run_extract(engine, plan, out, settings, config, lambda done, _: bar.update(task, completed=done))
+    splits = {s: sum(1 for i in plan.items if i.split == s) for s in ("train", "val", "test")}
+    out_line = f"wrote {out}: {len(plan.items)} rows ({', '.join(f'{k} {v}' for k, v in splits.items())})"
+    if plan.classes:
+        out_line += f", {len(plan.classes)} classes"
+    if plan.skipped:
+        out_line += f"; skipped {plan.skipped} non-image files"
+    if unreadable:
+        out_line += f"; {unreadable} unreadable images left out"
+    stdout.print(out_line)
+
+
+@app.command("train-head")
+def train_head_command(
+    features: Annotated[Path, typer.Argument(help="features folder from `edgeft extract`")],
+    out: Annotated[Path, typer.Option(help="folder for head.keras and its report")] = Path("runs/head"),
+    arch: Annotated[str, typer.Option(help="dense (dropout + dense) | gap (global-average-pool + dense, for CAMs)")] = "dense",
+    hidden: Annotated[int, typer.Option(help="units of an optional hidden layer (dense)")] = 0,
+    dropout: Annotated[float, typer.Option(help="dropout rate")] = 0.3,
+    epochs: Annotated[int, typer.Option(help="maximum epochs (early stopping on validation)")] = 200,
+    batch: Annotated[int, typer.Option(help="batch size")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="epochs without validation improvement before stopping")] = 15,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+) -> None:
+    """Train a Keras head on cached features; writes head.keras, metrics.json and plots."""
+    with user_errors():
+        _export_available()
+        from .extract import load_features
+        from .train import HeadConfig, train_head
+
+        report = train_head(load_features(features), out, HeadConfig(arch, hidden, dropout, epochs, batch, learning_rate, patience, seed))
+        scores = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n") for split, m in report["metrics"].items())
+        stdout.print(f"wrote {out / 'head.keras'} ({report['task']}, {report['epochs_run']} epochs): {scores}")
 
 
 def _describe(manifest, outputs) -> str:
@@ -328,7 +415,7 @@ def _print_manifest(path: Path) -> None:
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
-    out.print(table)
+    stdout.print(table)
 
 
 def _shape(shape: tuple) -> str:

@@ -91,6 +91,7 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
     features = build.truncate(full, config.cut, config.pooling)
     head = build.load_keras_file(config.head, "head") if config.head else None
     if head is not None:
+        _check_head_provenance(config, spec, weights, preprocess, (height, width))
         build.check_head(head, features)
     task = build.infer_task(head, config.task) if head is not None else "features"
     outputs = _output_specs(features, head, config.batch)
@@ -138,6 +139,24 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
 
     write_bundle(dest, model_bytes, manifest, config.force)
     return ExportResult(dest, manifest)
+
+
+def _check_head_provenance(config: ExportConfig, spec, weights: WeightsInfo, preprocess: str, size) -> None:
+    """A head trained by `edgeft train-head` records the backbone its features came from
+    (head.json beside it); fusing it onto any other backbone would silently be wrong."""
+    meta_path = config.head.parent / "head.json"
+    if not meta_path.is_file():
+        return
+    trained_on = json.loads(meta_path.read_text()).get("backbone_identity")
+    if not trained_on:
+        return
+    this = {"backbone": spec.name if spec else Path(config.backbone).name, "cut": config.cut, "pooling": config.pooling,
+            "preprocess": preprocess, "input": list(size), "weights_tensors_sha256": weights.tensors_sha256}
+    differs = [k for k in this if this[k] != trained_on.get(k)]
+    if differs:
+        detail = ", ".join(f"{k} {trained_on.get(k)!s:.16} vs {this[k]!s:.16}" for k in differs)
+        raise ExportError(f"head '{config.head}' was trained on features of another backbone ({detail}); "
+                          "export the backbone it was trained on, or retrain the head")
 
 
 def _is_file(backbone: str) -> bool:

@@ -30,7 +30,7 @@ log = logging.getLogger("edgeft")
 @dataclass(frozen=True)
 class PipelineConfig:
     batch: int = 1  # ticks per inference call for finite sources
-    queue_ticks: int = 8  # finite sources: ticks decoded ahead of inference
+    queue_ticks: int = 2  # finite sources: ticks decoded ahead (at least `batch`); more only adds latency
     reconnect_first_s: float = 0.5  # first back-off; doubles up to reconnect_max_s
     reconnect_max_s: float = 5.0
     reconnect_timeout_s: float | None = 60.0  # give up on a lost live source (None: never)
@@ -109,7 +109,7 @@ class _Capture(threading.Thread):
         super().__init__(name=f"edgeft-capture-{source.name}", daemon=True)
         self.source, self.engine, self.config, self.stats, self.stop = source, engine, config, stats, stop
         self.live = source.live or source.options.rate is not None
-        self.channel = _Latest(stats) if self.live else _Queue(config.queue_ticks)
+        self.channel = _Latest(stats) if self.live else _Queue(max(config.queue_ticks, config.batch))
 
     def run(self) -> None:
         period = 1.0 / self.source.options.rate if self.source.options.rate else 0.0

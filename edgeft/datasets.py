@@ -1,0 +1,123 @@
+"""Labelled datasets for transfer learning, planned before any image is read.
+
+A plan is the ordered list of items (image, label, camera, split, augmentation) that
+`extract` turns into features. Planning is deterministic for a seed, so an interrupted
+extraction can resume and a training run can be reproduced from `items.csv` alone.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.runtime.errors import EdgeftError
+from edgeft.runtime.sources.drivelog import read_log, resolve_image, SIDE_SIGN
+from edgeft.runtime.sources.images import IMAGE_SUFFIXES, natural_key
+
+SPLITS = ("train", "val", "test")
+AUGMENTATIONS = ("flip", "brightness")
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    label: str  # class name, or steering as text (regression)
+    split: str
+    camera: str = ""
+    flip: bool = False  # mirrored copy (steering negated)
+    brightness: float = 1.0  # multiplicative brightness jitter
+
+
+@dataclass(frozen=True)
+class Plan:
+    task: str  # classification | regression
+    items: list[Item]
+    classes: tuple[str, ...] = ()
+    skipped: int = 0  # files that are not images
+
+    def write(self, path: Path) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, [f.name for f in fields(Item)])
+            writer.writeheader()
+            writer.writerows(asdict(item) for item in self.items)
+
+
+def read_items(path: Path) -> list[Item]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [Item(r["path"], r["label"], r["split"], r["camera"], r["flip"] == "True", float(r["brightness"]))
+                for r in csv.DictReader(fh)]
+
+
+def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: tuple[str, ...]) -> Plan:
+    """Keras `image_dataset_from_directory` layout: one sub-folder per class, label = folder name."""
+    if not root.is_dir():
+        raise EdgeftError(f"dataset folder '{root}' does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise EdgeftError(f"'{root}' needs at least two class sub-folders, found {len(classes)}")
+    per_class: dict[str, list[Path]] = {}
+    skipped = 0
+    for name in classes:
+        files = sorted((p for p in (root / name).rglob("*") if p.is_file()), key=natural_key)
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped += len(files) - len(images)
+        if len(images) < 2:
+            raise EdgeftError(f"class '{name}' has {len(images)} image(s): each class needs at least 2 to be split")
+        per_class[name] = images
+    rng = np.random.default_rng(seed)
+    items: list[Item] = []
+    for name, images in per_class.items():  # stratified: every class in every split it can fill
+        for path, split in zip(images, _splits(len(images), val, test, rng)):
+            items.append(Item(str(path), name, split))
+    return Plan("classification", _augmented(items, augment, rng, regression=False), tuple(classes), skipped)
+
+
+def plan_driving_log(log: Path, cameras: tuple[str, ...], correction: float, val: float, test: float,
+                     seed: int, augment: tuple[str, ...]) -> Plan:
+    """Steering regression; side cameras become extra samples with steering +- correction.
+    Splits are by log row, so the three views of one moment never straddle train and test."""
+    if log.is_dir():
+        log = log / "driving_log.csv"
+    rows = read_log(log)
+    rng = np.random.default_rng(seed)
+    items = []
+    for row, split in zip(rows, _splits(len(rows), val, test, rng)):
+        for camera in cameras:
+            if row.paths.get(camera):
+                steering = row.steering + SIDE_SIGN[camera] * correction
+                items.append(Item(str(resolve_image(row.paths[camera], log.parent)), f"{steering:.6f}", split, camera))
+    if not items:
+        raise EdgeftError(f"driving log '{log}' has no images for cameras {', '.join(cameras)}")
+    return Plan("regression", _augmented(items, augment, rng, regression=True))
+
+
+def _splits(count: int, val: float, test: float, rng: np.random.Generator) -> list[str]:
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise EdgeftError("--val and --test must be fractions in [0, 1) adding up to less than 1")
+    n_val = int(round(count * val)) if val else 0
+    n_test = int(round(count * test)) if test else 0
+    if count - n_val - n_test < 1:
+        n_val = n_test = 0
+    order = rng.permutation(count)
+    split = np.array(["train"] * count, dtype=object)
+    split[order[:n_val]] = "val"
+    split[order[n_val : n_val + n_test]] = "test"
+    return list(split)
+
+
+def _augmented(items: list[Item], augment: tuple[str, ...], rng: np.random.Generator, regression: bool) -> list[Item]:
+    """Extra, seeded copies of training items: mirrored (steering negated) and/or re-lit."""
+    unknown = set(augment) - set(AUGMENTATIONS)
+    if unknown:
+        raise EdgeftError(f"unknown augmentation {', '.join(sorted(unknown))}: choose from {', '.join(AUGMENTATIONS)}")
+    extra = []
+    for item in (i for i in items if i.split == "train"):
+        if "flip" in augment:
+            label = f"{-float(item.label):.6f}" if regression else item.label
+            extra.append(Item(item.path, label, "train", item.camera, flip=True))
+        if "brightness" in augment:
+            extra.append(Item(item.path, item.label, "train", item.camera, brightness=float(rng.uniform(0.6, 1.4))))
+    return items + extra

@@ -1,0 +1,182 @@
+"""Transfer learning: dataset plans, extraction (resumable, exact), train-head, and the whole path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeft.datasets import plan_class_folders, plan_driving_log
+from edgeft.extract import ExtractConfig, extract, load_features
+from edgeft.runtime import Engine
+from edgeft.runtime.errors import EdgeftError
+
+pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
+from tiny_bundle import write_tiny_bundle  # noqa: E402
+
+COLOURS = {"blue": (200, 30, 30), "green": (30, 200, 30), "red": (30, 30, 200)}
+
+
+def class_folders(root: Path, per_class: int = 12, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, bgr in COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = np.clip(np.array(bgr) + rng.normal(0, 25, (16, 20, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / name / f"{i}.png"), image)
+    return root
+
+
+@pytest.fixture
+def engine(tmp_path) -> Engine:
+    return Engine.load(write_tiny_bundle(tmp_path / "tiny"))
+
+
+def test_class_folder_plan_is_stratified_seeded_and_skips_non_images(tmp_path) -> None:
+    root = class_folders(tmp_path / "data")
+    (root / "red" / "README.txt").write_text("not an image")
+    plan = plan_class_folders(root, 0.25, 0.25, seed=3, augment=("flip",))
+    assert plan.classes == ("blue", "green", "red") and plan.skipped == 1
+    for name in COLOURS:
+        splits = [i.split for i in plan.items if i.label == name and not i.flip]
+        assert splits.count("val") == 3 and splits.count("test") == 3
+    flipped = [i for i in plan.items if i.flip]
+    assert len(flipped) == 18 and all(i.split == "train" for i in flipped)
+    assert plan_class_folders(root, 0.25, 0.25, 3, ("flip",)) == plan
+    assert plan_class_folders(root, 0.25, 0.25, 4, ("flip",)) != plan
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [({"a": 1, "b": 3}, "class 'a' has 1 image"), ({"a": 3}, "at least two class sub-folders"), ({}, "at least two class sub-folders")],
+)
+def test_bad_class_folders(tmp_path, layout, message) -> None:
+    tmp_path.joinpath("data").mkdir()
+    for name, count in layout.items():
+        (tmp_path / "data" / name).mkdir()
+        for i in range(count):
+            cv2.imwrite(str(tmp_path / "data" / name / f"{i}.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(EdgeftError, match=message):
+        plan_class_folders(tmp_path / "data", 0.2, 0.2, 0, ())
+
+
+def test_driving_log_plan_uses_side_cameras_and_splits_by_moment(tmp_path) -> None:
+    from edgeft.sample import make_driving_sample
+
+    log = make_driving_sample(tmp_path / "drive", frames=20)
+    plan = plan_driving_log(log, ("center", "left", "right"), 0.2, 0.2, 0.2, seed=0, augment=("flip",))
+    base = [i for i in plan.items if not i.flip]
+    assert len(base) == 60 and plan.task == "regression"
+    for k in range(0, 60, 3):
+        center, left, right = base[k : k + 3]
+        assert (center.camera, left.camera, right.camera) == ("center", "left", "right")
+        assert float(left.label) == pytest.approx(float(center.label) + 0.2, abs=1e-6)
+        assert float(right.label) == pytest.approx(float(center.label) - 0.2, abs=1e-6)
+        assert center.split == left.split == right.split
+    flips = {(i.path, i.camera): float(i.label) for i in plan.items if i.flip}
+    for i in base:
+        if i.split == "train":
+            assert flips[(i.path, i.camera)] == pytest.approx(-float(i.label), abs=1e-6)
+
+
+def test_extract_then_load_matches_direct_predict(engine, tmp_path) -> None:
+    plan = plan_class_folders(class_folders(tmp_path / "data"), 0.2, 0.2, 0, ())
+    extract(engine, plan, tmp_path / "feat", {"seed": 0}, ExtractConfig(rows_per_shard=10, batch=4))
+    loaded = load_features(tmp_path / "feat")
+    assert loaded.x.shape == (36, 3) and len(list((tmp_path / "feat").glob("shard-*.npy"))) == 4
+    for row in (0, 17, 35):
+        direct = engine.predict(cv2.imread(plan.items[row].path))["features"]
+        np.testing.assert_array_equal(loaded.x[row], direct)
+        assert loaded.labels[row] == plan.items[row].label
+
+
+def test_interrupted_extraction_resumes_to_exactly_the_same_features(engine, tmp_path) -> None:
+    plan = plan_class_folders(class_folders(tmp_path / "data"), 0.2, 0.2, 0, ("flip", "brightness"))
+    config = ExtractConfig(rows_per_shard=8, batch=3)
+    extract(engine, plan, tmp_path / "whole", {"seed": 0}, config)
+
+    def interrupt(done, total):
+        if done >= 16:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(engine, plan, tmp_path / "cut", {"seed": 0}, config, progress=interrupt)
+    with pytest.raises(EdgeftError, match="has .* of .* feature rows|holds 16 of"):
+        load_features(tmp_path / "cut")
+    with pytest.raises(EdgeftError, match="pass --resume"):
+        extract(engine, plan, tmp_path / "cut", {"seed": 0}, config)
+    with pytest.raises(EdgeftError, match="started with another bundle, dataset or settings"):
+        extract(engine, plan, tmp_path / "cut", {"seed": 1}, ExtractConfig(8, 3, resume=True))
+    extract(engine, plan, tmp_path / "cut", {"seed": 0}, ExtractConfig(8, 3, resume=True))
+    for a, b in zip(sorted((tmp_path / "whole").glob("shard-*")), sorted((tmp_path / "cut").glob("shard-*"))):
+        np.testing.assert_array_equal(np.load(a), np.load(b))
+    assert load_features(tmp_path / "cut").x.shape == load_features(tmp_path / "whole").x.shape
+
+
+def test_unreadable_images_are_left_out(engine, tmp_path) -> None:
+    root = class_folders(tmp_path / "data", per_class=4)
+    (root / "red" / "broken.png").write_bytes(b"not a png")
+    plan = plan_class_folders(root, 0.0, 0.0, 0, ())
+    assert extract(engine, plan, tmp_path / "feat", {}) == 1
+    loaded = load_features(tmp_path / "feat")
+    assert loaded.dropped == 1 and len(loaded.x) == 12 and not np.isnan(loaded.x).any()
+
+
+def edgeft(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_train_head_on_class_features(engine, tmp_path) -> None:
+    plan = plan_class_folders(class_folders(tmp_path / "data", per_class=20), 0.2, 0.2, 0, ())
+    extract(engine, plan, tmp_path / "feat", {})
+    proc = edgeft("train-head", tmp_path / "feat", "--out", tmp_path / "head", "--epochs", 300, "--learning-rate", 0.05)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "head" / "metrics.json").read_text())
+    assert report["task"] == "classification" and report["classes"] == ["blue", "green", "red"]
+    assert report["metrics"]["test"]["accuracy"] >= 0.9  # colour is trivially separable from mean colour
+    for name in ("head.keras", "head.json", "labels.txt", "curves.png", "confusion.png"):
+        assert (tmp_path / "head" / name).is_file()
+
+
+def test_train_head_refuses_unlabelled_or_unfinished_features(engine, tmp_path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    proc = edgeft("extract", "--source", images, "--model", engine.bundle.path, "--out", tmp_path / "plain")
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeft("train-head", tmp_path / "plain")
+    assert proc.returncode == 1 and "no labels" in proc.stderr
+    proc = edgeft("train-head", tmp_path / "nothing")
+    assert proc.returncode == 1 and "is not a features folder" in proc.stderr
+
+
+@pytest.mark.slow
+def test_driving_sample_whole_path(tmp_path, deepsort_weights) -> None:
+    """The README's four commands, small: extract -> train-head -> export --head -> run."""
+    assert edgeft("sample", "drive", "--frames", 60, cwd=tmp_path).returncode == 0
+    size = ("--input-size", "64x128")
+    proc = edgeft("export", "MobileNetV2", "--weights", deepsort_weights, *size, "--name", "base", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeft("extract", "drive", "--model", "models/base", "--out", "feat", "--augment", "flip", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeft("train-head", "feat", "--out", "head", "--epochs", 60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeft("export", "MobileNetV2", "--weights", deepsort_weights, *size, "--head", "head/head.keras", "--name", "steer", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeft("run", "--model", "models/steer", "--source", "drive", "--output", "p.jsonl", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    centre = [r for r in rows if r["source"] == "center"]
+    mae = np.mean([abs(r["prediction"] - r["truth"]) for r in centre])
+    spread = np.mean([abs(r["truth"] - np.mean([c["truth"] for c in centre])) for r in centre])
+    assert mae < spread  # better than always predicting the mean steering
+    # a head trained on these features is refused on another backbone (here: random weights)
+    proc = edgeft("export", "MobileNetV2", "--weights", "none", *size, "--head", "head/head.keras", "--name", "wrong", cwd=tmp_path)
+    assert proc.returncode == 1 and "was trained on features of another backbone" in proc.stderr
+    assert not (tmp_path / "models" / "wrong").exists()
