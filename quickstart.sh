@@ -21,9 +21,17 @@ echo "== run the bundle on scikit-image's sample photos"
 # shellcheck disable=SC2086
 .venv/bin/edgeft predict --model models/mobilenetv2 $photos
 
-echo "== write the built-in driving sample (synthetic road, three cameras) and stream it through the bundle"
+echo "== write the built-in driving sample (synthetic road, three cameras)"
 .venv/bin/edgeft sample data/sample-drive
+
+echo "== transfer learning: cache features, train a steering head, fuse it into a new bundle"
 rm -rf runs/quickstart
-.venv/bin/edgeft run --model models/mobilenetv2 --source data/sample-drive/driving_log.csv \
-  --output runs/quickstart/predictions.jsonl --features runs/quickstart/features --save-video runs/quickstart/center.mp4
-echo "== results in runs/quickstart/: predictions.jsonl, features/ (.npy shards + index.csv), center.mp4"
+.venv/bin/edgeft extract data/sample-drive --model models/mobilenetv2 --out runs/quickstart/features --augment flip
+.venv/bin/edgeft train-head runs/quickstart/features --out runs/quickstart/head
+.venv/bin/edgeft export MobileNetV2 --weights "$weights" --input-size 160x320 --head runs/quickstart/head/head.keras \
+  --name mobilenetv2-steering --force
+
+echo "== stream the driving log through it: predictions, an annotated video, steering error vs the log"
+.venv/bin/edgeft run --model models/mobilenetv2-steering --source data/sample-drive/driving_log.csv \
+  --output runs/quickstart/predictions.jsonl --save-video runs/quickstart/center.mp4
+echo "== results in runs/quickstart/: predictions.jsonl, center.mp4, head/ (metrics.json, curves.png, steering.png)"

@@ -193,7 +193,7 @@ def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarra
 
     canvas = to_bgr(image).copy()
     h, w = canvas.shape[:2]
-    scale = max(0.4, w / 800)
+    scale = max(0.4, w / 900)  # Hershey font scale: legible from 320-px frames up
     lines: list[str] = []
     if not result.valid:
         lines.append(f"invalid: {result.reason}")
@@ -210,9 +210,9 @@ def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarra
         lines.append(f"features {tuple(result.outputs[manifest.output('features').name].shape)}")
     lines.append(f"{result.source} #{result.frame}  {result.latency_ms:.0f} ms")
     for i, text in enumerate(lines):
-        y = int((i + 1) * 22 * scale)
-        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+        y = int((i + 1) * 34 * scale)
+        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
 
 
