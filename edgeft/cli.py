@@ -116,6 +116,7 @@ def export(
     tolerance: Annotated[float, typer.Option(help="max relative Keras-vs-ONNX error per output")] = 1e-4,
     trust_h5: Annotated[bool, typer.Option(help="allow a legacy .h5 model file (no safe mode)")] = False,
     seed: Annotated[int, typer.Option(help="seed for random init and probes")] = 0,
+    cam: Annotated[bool, typer.Option(help="add class activation maps as an output (GAP + dense head, --pooling none)")] = False,
 ) -> None:
     """Export BACKBONE (+ optional head) to a verified ONNX bundle under models/."""
     with user_errors():
@@ -126,7 +127,7 @@ def export(
             backbone=backbone, weights=weights, cut=cut, pooling=pooling,
             input_size=parse_input_size(input_size) if input_size else None, preprocess=preprocess,
             head=head, labels=labels, task=task, batch=batch, opset=opset, name=name, models_dir=models_dir,
-            force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed,
+            force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed, cam=cam,
         )
         result = export_bundle(config, say=lambda step: err.print(f"[dim]· {step}[/]"))
         stdout.print(f"[green]wrote[/] {result.path}")
@@ -376,6 +377,72 @@ def train_head_command(
         report = train_head(load_features(features), out, HeadConfig(arch, hidden, dropout, epochs, batch, learning_rate, patience, seed))
         scores = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n") for split, m in report["metrics"].items())
         stdout.print(f"wrote {out / 'head.keras'} ({report['task']}, {report['epochs_run']} epochs): {scores}")
+
+
+@app.command()
+def finetune(
+    backbone: Annotated[str, typer.Argument(help="the backbone the head was trained on (as given to export)")],
+    dataset: Annotated[Path, typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")],
+    head: Annotated[Path, typer.Option(help="head.keras from `edgeft train-head`")],
+    out: Annotated[Path, typer.Option(help="folder for backbone.keras, head.keras, finetune.json")] = Path("runs/finetune"),
+    weights: Annotated[str, typer.Option(help="imagenet | none | PATH, as for export")] = "imagenet",
+    cut: Annotated[Optional[str], typer.Option(help="as for export")] = None,
+    pooling: Annotated[str, typer.Option(help="as for export")] = "avg",
+    input_size: Annotated[Optional[str], typer.Option(help="as for export")] = None,
+    preprocess: Annotated[Optional[str], typer.Option(help="as for export (model files)")] = None,
+    unfreeze: Annotated[int, typer.Option(help="train the last N weighted layers of the backbone")] = 0,
+    from_layer: Annotated[Optional[str], typer.Option(help="or train every layer from this one on (e.g. mixed9)")] = None,
+    epochs: Annotated[int, typer.Option(help="maximum epochs")] = 10,
+    batch: Annotated[int, typer.Option(help="batch size")] = 16,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (keep it low)")] = 1e-5,
+    val: Annotated[float, typer.Option(help="validation fraction")] = 0.15,
+    test: Annotated[float, typer.Option(help="test fraction")] = 0.15,
+    seed: Annotated[int, typer.Option(help="split and training seed (use the extract seed)")] = 0,
+    augment: Annotated[str, typer.Option(help="training-split augmentation: flip, brightness")] = "",
+    cameras: Annotated[str, typer.Option(help="driving log cameras")] = "center,left,right",
+    correction: Annotated[float, typer.Option(help="driving log side-camera steering correction")] = 0.2,
+) -> None:
+    """Fine-tune the top of the backbone together with a trained head, at a low learning rate."""
+    with user_errors():
+        _export_available()
+        from edgeft.export.exporter import ExportConfig, parse_input_size
+
+        from .datasets import plan_class_folders, plan_driving_log
+        from .finetune import FinetuneConfig
+        from .finetune import finetune as run_finetune
+
+        config = ExportConfig(backbone=backbone, weights=weights, cut=cut, pooling=pooling, head=head, preprocess=preprocess,
+                              input_size=parse_input_size(input_size) if input_size else None, seed=seed)
+        aug = tuple(a.strip() for a in augment.split(",") if a.strip())
+        if dataset.suffix == ".csv" or (dataset / "driving_log.csv").is_file():
+            plan = plan_driving_log(dataset, tuple(c.strip() for c in cameras.split(",")), correction, val, test, seed, aug)
+        else:
+            plan = plan_class_folders(dataset, val, test, seed, aug)
+        record = run_finetune(config, plan, out, FinetuneConfig(unfreeze, from_layer, epochs, batch, learning_rate, seed=seed))
+        metric = "accuracy" if plan.task == "classification" else "mae"
+        stdout.print(f"tuned {len(record['tuned_layers'])} layers ({record['tuned_layers'][0]} … {record['tuned_layers'][-1]}), "
+                     f"{record['epochs_run']} epochs; {record['evaluated_on']} {metric} "
+                     f"{record['before'][metric]:.4f} -> {record['after'][metric]:.4f}")
+        size = "x".join(map(str, record["input"]))
+        stdout.print(f"export it: edgeft export {out / 'backbone.keras'} --preprocess {record['preprocess']} --input-size {size} "
+                     f"--pooling {pooling} --head {out / 'head.keras'}" + (f" --labels {out / 'labels.txt'}" if plan.classes else ""))
+
+
+@app.command()
+def visualize(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder")],
+    image: Annotated[Path, typer.Argument(help="image file")],
+    out: Annotated[Path, typer.Option(help="folder for the PNGs")] = Path("runs/visualize"),
+) -> None:
+    """Write the feature activations as a mosaic, and the class activation map when the bundle has one."""
+    with user_errors():
+        from edgeft.runtime import Engine
+
+        from .images import read_image
+        from .visualize import visualize as draw
+
+        for path in draw(Engine.load(bundle), read_image(image), out, image.stem):
+            stdout.print(f"wrote {path}")
 
 
 def _describe(manifest, outputs) -> str:

@@ -65,7 +65,7 @@ def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: Extra
         chunk = plan.items[start : start + config.rows_per_shard]
         rows = []
         for b in range(0, len(chunk), config.batch):
-            images = [_load(item) for item in chunk[b : b + config.batch]]
+            images = [load_item_image(item) for item in chunk[b : b + config.batch]]
             good = [i for i, img in enumerate(images) if img is not None]
             unreadable += len(images) - len(good)
             feats = np.full((len(images), *meta["shape"]), np.nan, np.float32)
@@ -101,7 +101,7 @@ def _prepare_folder(out: Path, plan: Plan, meta: dict, config: ExtractConfig) ->
     return 0
 
 
-def _load(item: Item) -> np.ndarray | None:
+def load_item_image(item: Item) -> np.ndarray | None:
     image = read_bgr(Path(item.path))
     if image is None:
         return None

@@ -117,6 +117,15 @@ def head_outputs(head: keras.Model) -> list[str]:
     return ["prediction"] if count == 1 else [f"prediction_{name}" for name in head.output_names]
 
 
+def cam_kernel(head: keras.Model) -> np.ndarray:
+    """The dense kernel (channels x classes) of a global-average-pool + dense head: class
+    activation maps are the feature map weighted by it. Any other head is refused."""
+    layers = [la for la in head.layers if not isinstance(la, (keras.layers.InputLayer, keras.layers.Dropout))]
+    if len(layers) != 2 or not isinstance(layers[0], keras.layers.GlobalAveragePooling2D) or not isinstance(layers[1], keras.layers.Dense):
+        raise ExportError("--cam needs a head of global-average-pooling + dense (`edgeft train-head --arch gap`)")
+    return np.asarray(layers[1].get_weights()[0], np.float32)
+
+
 def infer_task(head: keras.Model, requested: str) -> str:
     if requested != "auto":
         return requested
@@ -132,8 +141,9 @@ def serve_function(
     height: int,
     width: int,
     batch: int | None,
+    cam: np.ndarray | None = None,
 ) -> tf.types.experimental.GenericFunction:
-    """uint8 RGB [batch, H, W, 3] -> {'features', 'prediction'...}: the function tf2onnx converts."""
+    """uint8 RGB [batch, H, W, 3] -> {'features', 'prediction'..., 'cam'}: what tf2onnx converts."""
     names = head_outputs(head) if head is not None else []
 
     @tf.function(input_signature=[tf.TensorSpec([batch, height, width, 3], tf.uint8, name="image")])
@@ -143,6 +153,8 @@ def serve_function(
         if head is not None:
             preds = head(feats, training=False)
             outputs.update(zip(names, preds if isinstance(preds, (list, tuple)) else [preds]))
+        if cam is not None:
+            outputs["cam"] = tf.einsum("nhwc,ck->nhwk", feats, tf.constant(cam))
         return outputs
 
     return serve

@@ -55,6 +55,7 @@ class ExportConfig:
     tolerance: float = 1e-4
     trust_h5: bool = False
     seed: int = 0
+    cam: bool = False  # add class activation maps as a graph output (GAP + dense heads)
 
 
 @dataclass
@@ -80,28 +81,33 @@ def default_name(config: ExportConfig) -> str:
 
 
 def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: None) -> ExportResult:
-    spec, labels = _precheck(config)
+    spec, labels = precheck(config)
     dest = config.models_dir / (config.name or default_name(config))
     refuse_existing(dest, config.force)
 
     say("building the Keras model")
     from . import build  # TensorFlow from here on
 
-    full, weights, preprocess, (height, width) = _load_backbone(config, spec)
+    full, weights, preprocess, (height, width) = load_backbone(config, spec)
     features = build.truncate(full, config.cut, config.pooling)
     head = build.load_keras_file(config.head, "head") if config.head else None
     if head is not None:
         _check_head_provenance(config, spec, weights, preprocess, (height, width))
         build.check_head(head, features)
     task = build.infer_task(head, config.task) if head is not None else "features"
+    if config.cam and head is None:
+        raise ExportError("--cam needs --head: the maps weight the features by the head's class weights")
+    cam = build.cam_kernel(head) if config.cam else None
     outputs = _output_specs(features, head, config.batch)
+    if cam is not None:
+        outputs.append(OutputSpec("cam", (config.batch, *features.output.shape[1:3], cam.shape[1]), "cam"))
     if task == "classification" and labels and outputs[1].shape[-1] != len(labels):
         raise ExportError(f"--labels has {len(labels)} labels but the head predicts {outputs[1].shape[-1]} classes")
 
     say(f"converting with tf2onnx (opset {config.opset})")
     from .convert import to_onnx
 
-    serve = build.serve_function(features, head, preprocess, height, width, config.batch)
+    serve = build.serve_function(features, head, preprocess, height, width, config.batch, cam)
     backbone = BackboneInfo(spec.name if spec else Path(config.backbone).name,
                             "keras.applications" if spec else "file", config.cut, config.pooling, preprocess)
     metadata = {"edgeft.schema_version": str(SCHEMA_VERSION), "edgeft.task": task,
@@ -124,13 +130,14 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         head=HeadInfo(str(config.head), sha256_file(config.head)) if config.head else None,
         labels=tuple(labels),
+        extra=_finetune_record(config),
     )
 
     say("proving parity: Keras vs onnxruntime on random frames and real photos")
     from .verify import failures, measure_parity, probe_frames
 
     engine = Engine(Bundle(dest, manifest, model_bytes), EngineConfig(device="cpu"))
-    reference = _keras_reference(features, head, build.head_outputs(head) if head else [], spec, preprocess)
+    reference = _keras_reference(features, head, build.head_outputs(head) if head else [], spec, preprocess, cam)
     parity = measure_parity(engine, reference, probe_frames(height, width, config.seed))
     bad = failures(parity, config.tolerance)
     if bad:
@@ -141,17 +148,22 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
     return ExportResult(dest, manifest)
 
 
+def backbone_identity(config: ExportConfig, spec, weights: WeightsInfo, preprocess: str, size) -> dict:
+    """What makes features interchangeable; matches edgeft.extract.backbone_identity for a bundle."""
+    return {"backbone": spec.name if spec else Path(config.backbone).name, "cut": config.cut, "pooling": config.pooling,
+            "preprocess": preprocess, "input": list(size), "weights_tensors_sha256": weights.tensors_sha256}
+
+
 def _check_head_provenance(config: ExportConfig, spec, weights: WeightsInfo, preprocess: str, size) -> None:
-    """A head trained by `edgeft train-head` records the backbone its features came from
-    (head.json beside it); fusing it onto any other backbone would silently be wrong."""
+    """A head trained by `edgeft train-head` or `finetune` records the backbone its features came
+    from (head.json beside it); fusing it onto any other backbone would silently be wrong."""
     meta_path = config.head.parent / "head.json"
     if not meta_path.is_file():
         return
     trained_on = json.loads(meta_path.read_text()).get("backbone_identity")
     if not trained_on:
         return
-    this = {"backbone": spec.name if spec else Path(config.backbone).name, "cut": config.cut, "pooling": config.pooling,
-            "preprocess": preprocess, "input": list(size), "weights_tensors_sha256": weights.tensors_sha256}
+    this = backbone_identity(config, spec, weights, preprocess, size)
     differs = [k for k in this if this[k] != trained_on.get(k)]
     if differs:
         detail = ", ".join(f"{k} {trained_on.get(k)!s:.16} vs {this[k]!s:.16}" for k in differs)
@@ -159,11 +171,17 @@ def _check_head_provenance(config: ExportConfig, spec, weights: WeightsInfo, pre
                           "export the backbone it was trained on, or retrain the head")
 
 
+def _finetune_record(config: ExportConfig) -> dict:
+    """A backbone file written by `edgeft finetune` carries finetune.json: which layers were tuned."""
+    record = Path(config.backbone).parent / "finetune.json" if _is_file(config.backbone) else None
+    return {"finetune": json.loads(record.read_text())} if record and record.is_file() else {}
+
+
 def _is_file(backbone: str) -> bool:
     return backbone.endswith((".keras", ".h5")) or "/" in backbone
 
 
-def _precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
+def precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
     """Everything that can be checked before TensorFlow loads."""
     spec = None if _is_file(config.backbone) else resolve_backbone(config.backbone)
     if spec is None and config.preprocess is None:
@@ -179,6 +197,8 @@ def _precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
         raise ExportError("--batch must be a positive number of frames")
     if config.head is not None and not config.head.is_file():
         raise ExportError(f"head file '{config.head}' does not exist")
+    if config.cam and config.pooling != "none":
+        raise ExportError("--cam needs --pooling none: class activation maps are drawn from the feature map")
     if config.labels is not None and config.head is None:
         raise ExportError("--labels needs --head: labels name the head's classes")
     labels = _read_labels(config.labels) if config.labels else []
@@ -194,7 +214,7 @@ def _read_labels(path: Path) -> list[str]:
     return labels
 
 
-def _load_backbone(config: ExportConfig, spec: BackboneSpec | None):
+def load_backbone(config: ExportConfig, spec: BackboneSpec | None):
     """The full backbone with its weights, its preprocess mode and the (H, W) it will take."""
     from .build import load_keras_file
     from .weights import build_with_weights, tensors_sha256
@@ -233,7 +253,7 @@ def _output_specs(features, head, batch: int | None) -> list[OutputSpec]:
     return specs
 
 
-def _keras_reference(features, head, head_names: list[str], spec: BackboneSpec | None, mode: str):
+def _keras_reference(features, head, head_names: list[str], spec: BackboneSpec | None, mode: str, cam=None):
     """Keras forward pass on Keras-preprocessed probes, keyed like the ONNX outputs."""
     from .preprocessing import reference
 
@@ -245,6 +265,8 @@ def _keras_reference(features, head, head_names: list[str], spec: BackboneSpec |
         if head is not None:
             preds = head(feats, training=False)
             result.update(zip(head_names, map(np.asarray, preds if isinstance(preds, (list, tuple)) else [preds])))
+        if cam is not None:
+            result["cam"] = np.einsum("nhwc,ck->nhwk", feats, cam)
         return result
 
     return run

@@ -45,7 +45,7 @@ class OutputSpec:
 
     name: str
     shape: tuple[int | None, ...]
-    role: Literal["features", "prediction"]
+    role: Literal["features", "prediction", "cam"]  # cam: class activation maps, N x h x w x classes
 
 
 @dataclass(frozen=True)

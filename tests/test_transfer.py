@@ -180,3 +180,75 @@ def test_driving_sample_whole_path(tmp_path, deepsort_weights) -> None:
     proc = edgeft("export", "MobileNetV2", "--weights", "none", *size, "--head", "head/head.keras", "--name", "wrong", cwd=tmp_path)
     assert proc.returncode == 1 and "was trained on features of another backbone" in proc.stderr
     assert not (tmp_path / "models" / "wrong").exists()
+
+
+@pytest.mark.slow
+def test_class_activation_maps_from_a_gap_head(tmp_path, deepsort_weights, photos_bgr) -> None:
+    """train-head --arch gap on a feature map, export --cam: the maps are exact, drawn, visualised."""
+    keras = pytest.importorskip("keras")
+    class_folders(tmp_path / "data", per_class=8)
+    common = ("MobileNetV2", "--weights", deepsort_weights, "--input-size", 96, "--pooling", "none")
+    assert edgeft("export", *common, "--name", "maps", cwd=tmp_path).returncode == 0
+    assert edgeft("extract", "data", "--model", "models/maps", "--out", "feat", cwd=tmp_path).returncode == 0
+    proc = edgeft("train-head", "feat", "--out", "head", "--arch", "gap", "--epochs", 20, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    refused = edgeft("export", "MobileNetV2", "--weights", deepsort_weights, "--input-size", 96, "--head", "head/head.keras",
+                     "--cam", cwd=tmp_path)
+    assert refused.returncode == 1 and "--cam needs --pooling none" in refused.stderr
+    proc = edgeft("export", *common, "--head", "head/head.keras", "--labels", "head/labels.txt", "--cam", "--name", "cam", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+    engine = Engine.load(tmp_path / "models" / "cam")
+    assert engine.manifest.output("cam").shape == (None, 3, 3, 3)
+    result = engine.predict(photos_bgr[0])
+    bias = keras.saving.load_model(tmp_path / "head" / "head.keras").get_layer("prediction").get_weights()[1]
+    logits = result["cam"].mean(axis=(0, 1)) + bias  # GAP then dense == mean of the weighted maps
+    softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(softmax, result["prediction"], rtol=1e-4, atol=1e-6)
+
+    cv2.imwrite(str(tmp_path / "cat.png"), photos_bgr[0])
+    proc = edgeft("visualize", "models/cam", "cat.png", "--out", "vis", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mosaic = cv2.imread(str(tmp_path / "vis" / "cat-activations.png"))
+    assert mosaic.shape[:2] == (32 * 3 * 16, 40 * 3 * 16)  # 1280 channels of 3x3 maps as a 32 x 40 grid
+    assert len(list((tmp_path / "vis").glob("cat-cam-*.png"))) == 1
+    proc = edgeft("run", "--model", "models/cam", "--source", "cat.png", "--save-video", "v.mp4", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_activation_mosaic_of_a_vector_is_one_pixel_per_channel() -> None:
+    from edgeft.visualize import activation_mosaic, grid_shape
+
+    assert grid_shape(2048) == (32, 64) and grid_shape(1280) == (32, 40)
+    features = np.arange(2048, dtype=np.float32)
+    mosaic = activation_mosaic(features, tile=2)
+    assert mosaic.shape == (64, 128, 3)
+    assert (mosaic[0, 0] != mosaic[-1, -1]).any()  # the weakest and strongest channel differ in colour
+
+
+@pytest.mark.slow
+def test_finetune_then_export_records_the_tuned_layers(tmp_path, deepsort_weights) -> None:
+    class_folders(tmp_path / "data", per_class=8)
+    common = ("--weights", deepsort_weights, "--input-size", 64)
+    assert edgeft("export", "MobileNetV2", *common, "--name", "base", cwd=tmp_path).returncode == 0
+    assert edgeft("extract", "data", "--model", "models/base", "--out", "feat", cwd=tmp_path).returncode == 0
+    assert edgeft("train-head", "feat", "--out", "head", "--epochs", 10, cwd=tmp_path).returncode == 0
+    nothing = edgeft("finetune", "MobileNetV2", "data", "--head", "head/head.keras", *common, cwd=tmp_path)
+    assert nothing.returncode == 1 and "--unfreeze N" in nothing.stderr
+    unknown = edgeft("finetune", "MobileNetV2", "data", "--head", "head/head.keras", *common, "--from-layer", "mixed9", cwd=tmp_path)
+    assert unknown.returncode == 1 and "no layer 'mixed9'" in unknown.stderr
+    proc = edgeft("finetune", "MobileNetV2", "data", "--head", "head/head.keras", *common, "--from-layer", "block_16_project",
+                  "--epochs", 1, "--out", "ft", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert record["tuned_layers"] == ["block_16_project", "Conv_1"]
+    assert record["base"]["weights"] == str(deepsort_weights)
+    proc = edgeft("export", "ft/backbone.keras", "--preprocess", "tf", "--head", "ft/head.keras", "--labels", "ft/labels.txt",
+                  "--name", "tuned", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "models" / "tuned" / "manifest.json").read_text())
+    assert manifest["extra"]["finetune"]["tuned_layers"] == ["block_16_project", "Conv_1"]
+    assert manifest["task"] == "classification" and manifest["labels"] == ["blue", "green", "red"]
+    # the fine-tuned head belongs to the fine-tuned backbone, not to the original one
+    proc = edgeft("export", "MobileNetV2", *common, "--head", "ft/head.keras", "--name", "mixed", cwd=tmp_path)
+    assert proc.returncode == 1 and "another backbone" in proc.stderr

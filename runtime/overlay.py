@@ -1,0 +1,63 @@
+"""Drawing predictions on frames: steering gauge, class label, class activation map."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .manifest import Manifest
+from .pipeline import Result
+from .preprocess import to_bgr
+
+
+def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarray:
+    """Draw the prediction: a steering gauge for regression, label + score for classification."""
+    canvas = to_bgr(image).copy()
+    h, w = canvas.shape[:2]
+    scale = max(0.4, w / 900)  # Hershey font scale: legible from 320-px frames up
+    lines: list[str] = []
+    if not result.valid:
+        lines.append(f"invalid: {result.reason}")
+    elif manifest.task == "regression":
+        value = float(result.outputs[manifest.output("prediction").name].reshape(-1)[0])
+        if result.truth is not None:
+            _steering_arrow(canvas, result.truth, (0, 200, 0))
+        _steering_arrow(canvas, value, (0, 0, 255))
+        lines.append(f"steer {value:+.3f}" + (f"  truth {result.truth:+.3f}" if result.truth is not None else ""))
+    elif manifest.task == "classification":
+        probs = result.outputs[manifest.output("prediction").name].reshape(-1)
+        best = int(probs.argmax())
+        cam = manifest.output("cam")
+        if cam is not None:
+            canvas = cam_overlay(canvas, result.outputs[cam.name][..., best])
+        label = manifest.labels[best] if manifest.labels else f"class {best}"
+        lines.append(f"{label} {float(probs[best]):.2f}")
+    else:
+        lines.append(f"features {tuple(result.outputs[manifest.output('features').name].shape)}")
+    lines.append(f"{result.source} #{result.frame}  {result.latency_ms:.0f} ms")
+    for i, text in enumerate(lines):
+        y = int((i + 1) * 34 * scale)
+        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def _steering_arrow(canvas: np.ndarray, steering: float, color: tuple[int, int, int]) -> None:
+    """Steering in [-1, 1] (Udacity: +-25 degrees) as an arrow from the bottom centre."""
+    h, w = canvas.shape[:2]
+    angle = math.radians(25.0 * max(-1.0, min(1.0, steering)))
+    base = (w // 2, h - 5)
+    length = h * 0.35
+    tip = (int(base[0] + length * math.sin(angle)), int(base[1] - length * math.cos(angle)))
+    cv2.arrowedLine(canvas, base, tip, color, max(2, w // 160), cv2.LINE_AA, tipLength=0.2)
+
+
+def cam_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a class activation map (h x w, any scale) over a BGR frame as a JET heat map."""
+    span = float(cam.max() - cam.min())
+    norm = ((cam - cam.min()) / span if span > 0 else np.zeros_like(cam)) * 255
+    heat = cv2.applyColorMap(cv2.resize(norm.astype(np.uint8), (image.shape[1], image.shape[0]),
+                                        interpolation=cv2.INTER_CUBIC), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image, 1 - alpha, heat, alpha, 0)
