@@ -51,10 +51,16 @@ def read_items(path: Path) -> list[Item]:
                 for r in csv.DictReader(fh)]
 
 
+PRESPLIT = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
 def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: tuple[str, ...]) -> Plan:
-    """Keras `image_dataset_from_directory` layout: one sub-folder per class, label = folder name."""
+    """Keras `image_dataset_from_directory` layout: one sub-folder per class, label = folder name.
+    A root holding `train/` (and `val/` or `validation/`, `test/`) of class folders keeps that split."""
     if not root.is_dir():
         raise EdgeftError(f"dataset folder '{root}' does not exist")
+    if (root / "train").is_dir():
+        return _plan_presplit(root, seed, augment)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise EdgeftError(f"'{root}' needs at least two class sub-folders, found {len(classes)}")
@@ -73,6 +79,17 @@ def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: 
         for path, split in zip(images, _splits(len(images), val, test, rng)):
             items.append(Item(str(path), name, split))
     return Plan("classification", _augmented(items, augment, rng, regression=False), tuple(classes), skipped)
+
+
+def _plan_presplit(root: Path, seed: int, augment: tuple[str, ...]) -> Plan:
+    parts = {PRESPLIT[p.name]: plan_class_folders(p, 0.0, 0.0, seed, ()) for p in sorted(root.iterdir()) if p.name in PRESPLIT}
+    classes = parts["train"].classes
+    for split, part in parts.items():
+        if not set(part.classes) <= set(classes):
+            raise EdgeftError(f"'{root}/{split}' has classes {sorted(set(part.classes) - set(classes))} that train/ lacks")
+    items = [Item(i.path, i.label, split) for split, part in parts.items() for i in part.items]
+    return Plan("classification", _augmented(items, augment, np.random.default_rng(seed), regression=False),
+                classes, sum(p.skipped for p in parts.values()))
 
 
 def plan_driving_log(log: Path, cameras: tuple[str, ...], correction: float, val: float, test: float,

@@ -252,3 +252,12 @@ def test_finetune_then_export_records_the_tuned_layers(tmp_path, deepsort_weight
     # the fine-tuned head belongs to the fine-tuned backbone, not to the original one
     proc = edgeft("export", "MobileNetV2", *common, "--head", "ft/head.keras", "--name", "mixed", cwd=tmp_path)
     assert proc.returncode == 1 and "another backbone" in proc.stderr
+
+
+def test_presplit_class_folders_keep_their_split(tmp_path) -> None:
+    for split, count in (("train", 3), ("validation", 2), ("test", 2)):
+        class_folders(tmp_path / "data" / split, per_class=count)
+    plan = plan_class_folders(tmp_path / "data", 0.5, 0.5, 0, ())
+    assert plan.classes == ("blue", "green", "red")
+    assert {s: sum(i.split == s for i in plan.items) for s in ("train", "val", "test")} == {"train": 9, "val": 6, "test": 6}
+    assert all(f"/{'validation' if i.split == 'val' else i.split}/" in i.path for i in plan.items)
