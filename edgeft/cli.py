@@ -117,17 +117,26 @@ def export(
     trust_h5: Annotated[bool, typer.Option(help="allow a legacy .h5 model file (no safe mode)")] = False,
     seed: Annotated[int, typer.Option(help="seed for random init and probes")] = 0,
     cam: Annotated[bool, typer.Option(help="add class activation maps as an output (GAP + dense head, --pooling none)")] = False,
+    int8: Annotated[bool, typer.Option(help="quantize to INT8 (static QDQ, per-channel), calibrated on --calib")] = False,
+    calib: Annotated[Optional[str], typer.Option(help="INT8 calibration source: driving log, video, image folder or glob")] = None,
+    calib_frames: Annotated[int, typer.Option(help="frames to calibrate on (as many again + half are needed)")] = 64,
+    int8_min_cosine: Annotated[float, typer.Option(help="refuse the INT8 bundle below this mean feature cosine vs FP32")] = 0.99,
+    int8_min_top1: Annotated[float, typer.Option(help="refuse below this top-1 agreement vs FP32 (classifiers)")] = 0.95,
 ) -> None:
     """Export BACKBONE (+ optional head) to a verified ONNX bundle under models/."""
     with user_errors():
         _export_available()
         from edgeft.export.exporter import ExportConfig, export_bundle, parse_input_size
+        from edgeft.export.quantize import Int8Config
 
+        if int8 != (calib is not None):
+            raise EdgeftError("--int8 and --calib go together: INT8 is calibrated on frames from a real source")
         config = ExportConfig(
             backbone=backbone, weights=weights, cut=cut, pooling=pooling,
             input_size=parse_input_size(input_size) if input_size else None, preprocess=preprocess,
             head=head, labels=labels, task=task, batch=batch, opset=opset, name=name, models_dir=models_dir,
             force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed, cam=cam,
+            int8=Int8Config(calib, calib_frames, max(8, calib_frames // 2), int8_min_cosine, int8_min_top1) if int8 else None,
         )
         result = export_bundle(config, say=lambda step: err.print(f"[dim]· {step}[/]"))
         stdout.print(f"[green]wrote[/] {result.path}")
@@ -199,7 +208,7 @@ def run(
             raise EdgeftError("--batch and --stride must be at least 1, and --rate positive")
         engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads)
         options = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
-                                cameras=tuple(c.strip() for c in cameras.split(",") if c.strip()), correction=correction)
+                                cameras=_names(cameras), correction=correction)
         sources = []
         try:
             for spec in source:
@@ -313,7 +322,7 @@ def extract(
     with user_errors():
         from edgeft.runtime import Engine, default_bundle
 
-        from .datasets import plan_class_folders, plan_driving_log
+        from .datasets import is_driving_log, plan_dataset
 
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
@@ -321,14 +330,11 @@ def extract(
         if source is not None:
             run(source=[source], model=engine.bundle.path, device=device, features=out, quiet=False)
             return
-        aug = tuple(a.strip() for a in augment.split(",") if a.strip())
+        aug, cams = _names(augment), _names(cameras)
         settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(aug)}
-        if dataset.suffix == ".csv" or (dataset / "driving_log.csv").is_file():
-            cams = tuple(c.strip() for c in cameras.split(",") if c.strip())
-            plan = plan_driving_log(dataset, cams, correction, val, test, seed, aug)
+        if is_driving_log(dataset):
             settings.update(cameras=list(cams), correction=correction)
-        else:
-            plan = plan_class_folders(dataset, val, test, seed, aug)
+        plan = plan_dataset(dataset, val, test, seed, aug, cams, correction)
         _run_extraction(engine, plan, out, settings, rows_per_shard, batch, resume)
 
 
@@ -407,17 +413,13 @@ def finetune(
         _export_available()
         from edgeft.export.exporter import ExportConfig, parse_input_size
 
-        from .datasets import plan_class_folders, plan_driving_log
+        from .datasets import plan_dataset
         from .finetune import FinetuneConfig
         from .finetune import finetune as run_finetune
 
         config = ExportConfig(backbone=backbone, weights=weights, cut=cut, pooling=pooling, head=head, preprocess=preprocess,
                               input_size=parse_input_size(input_size) if input_size else None, seed=seed)
-        aug = tuple(a.strip() for a in augment.split(",") if a.strip())
-        if dataset.suffix == ".csv" or (dataset / "driving_log.csv").is_file():
-            plan = plan_driving_log(dataset, tuple(c.strip() for c in cameras.split(",")), correction, val, test, seed, aug)
-        else:
-            plan = plan_class_folders(dataset, val, test, seed, aug)
+        plan = plan_dataset(dataset, val, test, seed, _names(augment), _names(cameras), correction)
         record = run_finetune(config, plan, out, FinetuneConfig(unfreeze, from_layer, epochs, batch, learning_rate, seed=seed))
         metric = "accuracy" if plan.task == "classification" else "mae"
         stdout.print(f"tuned {len(record['tuned_layers'])} layers ({record['tuned_layers'][0]} … {record['tuned_layers'][-1]}), "
@@ -443,6 +445,11 @@ def visualize(
 
         for path in draw(Engine.load(bundle), read_image(image), out, image.stem):
             stdout.print(f"wrote {path}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c'): the comma-separated option values."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _describe(manifest, outputs) -> str:
@@ -476,7 +483,11 @@ def _print_manifest(path: Path) -> None:
         ("head", f"{m.head.source} (sha256 {m.head.sha256[:16]}…)" if m.head else "none"),
         ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
                    + f" (tolerance {m.parity_tolerance:g})"),
-        ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…"),
+        ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…"
+                  + (f", {m.quantization.method}" if m.quantization else ", fp32")),
+        *([("int8", f"calibrated on {m.quantization.calibration_frames} frames of {m.quantization.calibration_source}; vs FP32 on "
+                    f"{m.quantization.holdout_frames} held out: " + ", ".join(f"{k} {v:.4f}" for k, v in m.quantization.agreement.items()))]
+          if m.quantization else []),
         ("versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())),
         ("created", m.created),
     ]

@@ -54,6 +54,18 @@ def read_items(path: Path) -> list[Item]:
 PRESPLIT = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 
 
+def is_driving_log(path: Path) -> bool:
+    return path.suffix == ".csv" or (path / "driving_log.csv").is_file()
+
+
+def plan_dataset(path: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
+                 cameras: tuple[str, ...], correction: float) -> Plan:
+    """A driving log (or its folder) for steering, otherwise class folders."""
+    if is_driving_log(path):
+        return plan_driving_log(path, cameras, correction, val, test, seed, augment)
+    return plan_class_folders(path, val, test, seed, augment)
+
+
 def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: tuple[str, ...]) -> Plan:
     """Keras `image_dataset_from_directory` layout: one sub-folder per class, label = folder name.
     A root holding `train/` (and `val/` or `validation/`, `test/`) of class folders keeps that split."""

@@ -56,6 +56,7 @@ class ExportConfig:
     trust_h5: bool = False
     seed: int = 0
     cam: bool = False  # add class activation maps as a graph output (GAP + dense heads)
+    int8: object | None = None  # an Int8Config: quantize after the FP32 parity proof
 
 
 @dataclass
@@ -77,6 +78,7 @@ def parse_input_size(text: str) -> tuple[int, int]:
 def default_name(config: ExportConfig) -> str:
     base = Path(config.backbone).stem if _is_file(config.backbone) else config.backbone
     parts = [base, config.cut] if config.cut else [base]
+    parts += ["int8"] if config.int8 is not None else []
     return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts).lower())
 
 
@@ -143,6 +145,12 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
     if bad:
         raise ExportError(f"parity check failed (tolerance {config.tolerance:g}): {'; '.join(bad)}; no bundle written")
     manifest = dataclasses.replace(manifest, parity=parity)
+    if config.int8 is not None:
+        say(f"quantizing to INT8, calibrated on {config.int8.calib}")
+        from .quantize import quantize
+
+        model_bytes, quantization = quantize(model_bytes, manifest.input, [o.name for o in outputs], task, config.int8)
+        manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
 
     write_bundle(dest, model_bytes, manifest, config.force)
     return ExportResult(dest, manifest)

@@ -82,6 +82,17 @@ class HeadInfo:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """An INT8 bundle: how it was calibrated and how closely it agrees with its FP32 model."""
+
+    method: str
+    calibration_source: str
+    calibration_frames: int
+    holdout_frames: int
+    agreement: dict[str, float]  # feature cosine mean/min, prediction error, top-1 agreement
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     task: Task
@@ -97,6 +108,7 @@ class Manifest:
     created: str
     head: HeadInfo | None = None
     labels: tuple[str, ...] = ()
+    quantization: Quantization | None = None  # None: FP32, the model the parity proof checked
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

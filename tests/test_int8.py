@@ -1,0 +1,57 @@
+"""INT8 export: calibrated on real footage, agreement recorded, threshold enforced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeft.runtime import Engine
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+
+
+def edgeft(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_int8_bundle_records_agreement_and_runs(tmp_path, hed_weights, carphone) -> None:
+    common = ("VGG16", "--weights", hed_weights, "--input-size", 64)
+    proc = edgeft("export", *common, "--int8", "--calib", carphone, "--calib-frames", 32, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bundle = tmp_path / "models" / "vgg16-int8"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    quant = manifest["quantization"]
+    assert quant["method"] == "int8-qdq-per-channel" and quant["calibration_frames"] == 32 and quant["holdout_frames"] == 16
+    assert quant["agreement"]["feature_cosine_mean"] >= 0.99
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(bundle / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # independently, on every frame of the source it was calibrated for (most never seen in calibration):
+    # INT8 features point the same way as the FP32 bundle's
+    assert edgeft("export", *common, "--name", "fp32", cwd=tmp_path).returncode == 0
+    capture, frames = cv2.VideoCapture(str(carphone)), []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    a = Engine.load(tmp_path / "models" / "fp32").predict(frames)["features"]
+    b = Engine.load(bundle).predict(frames)["features"]
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert len(frames) == 120 and cosine.min() > 0.99
+
+
+def test_int8_threshold_and_bad_calibration_write_nothing(tmp_path, hed_weights, carphone) -> None:
+    common = ("VGG16", "--weights", hed_weights, "--input-size", 64, "--int8")
+    strict = edgeft("export", *common, "--calib", carphone, "--calib-frames", 32, "--int8-min-cosine", 0.9999999, cwd=tmp_path)
+    assert strict.returncode == 1 and "INT8 model disagrees with FP32" in strict.stderr and "no bundle written" in strict.stderr
+    few = edgeft("export", *common, "--calib", carphone, "--calib-frames", 200, cwd=tmp_path)
+    assert few.returncode == 1 and "gave 120 frames; INT8 needs 300" in few.stderr
+    alone = edgeft("export", *common, cwd=tmp_path)
+    assert alone.returncode == 1 and "--int8 and --calib go together" in alone.stderr
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
