@@ -430,6 +430,38 @@ def finetune(
                      f"--pooling {pooling} --head {out / 'head.keras'}" + (f" --labels {out / 'labels.txt'}" if plan.classes else ""))
 
 
+@app.command("bench")
+def bench_command(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder")],
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads")] = None,
+    runs: Annotated[int, typer.Option(help="timed runs at batch 1 (fewer at larger batches)")] = 30,
+    batches: Annotated[str, typer.Option(help="batch sizes for throughput")] = "1,8,32",
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Latency, throughput, memory, cold start and achieved GFLOP/s of a bundle on this machine."""
+    with user_errors():
+        from .bench import bench
+
+        sizes = tuple(int(b) for b in _names(batches))
+        if runs < 1 or not sizes or min(sizes) < 1:
+            raise EdgeftError("--runs and every --batches size must be at least 1")
+        result = bench(bundle, device, threads, runs, batches=sizes)
+        if json_out:
+            print(result.to_json())
+            return
+        table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider})", title_justify="left")
+        lat, cold = result.latency_ms, result.cold_start_s
+        table.add_row("latency b1", f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms")
+        for size, fps in result.throughput_fps.items():
+            table.add_row(f"throughput b{size}", f"{fps:.1f} frames/s" + (f", {result.gflops_per_s[size]:.1f} GFLOP/s" if result.gflops_per_frame else ""))
+        table.add_row("model FLOPs", f"{result.gflops_per_frame:.2f} GFLOP/frame" if result.gflops_per_frame else "n/a (needs the onnx package)")
+        table.add_row("peak memory", f"{result.peak_rss_mb:.0f} MB RSS")
+        table.add_row("cold start", f"{cold['to_first_result_s']:.2f} s to the first result (import {cold['import_s']:.2f} + "
+                                    f"session {cold['session_s']:.2f} + first frame {cold['first_frame_s']:.2f})")
+        stdout.print(table)
+
+
 @app.command()
 def visualize(
     bundle: Annotated[Path, typer.Argument(help="bundle folder")],

@@ -1,0 +1,122 @@
+"""`edgeft bench`: what an edge user compares runtimes by, measured on this machine.
+
+Latency percentiles at batch 1, throughput at several batch sizes, peak memory, cold start
+(a fresh process: import, verify, session, first frame), the provider, and the model's FLOPs
+counted from the ONNX graph with the GFLOP/s achieved.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.runtime import Engine, load_bundle
+
+
+@dataclass
+class BenchResult:
+    bundle: str
+    provider: str
+    input: str
+    gflops_per_frame: float | None
+    latency_ms: dict[str, float]
+    throughput_fps: dict[int, float]
+    gflops_per_s: dict[int, float]
+    peak_rss_mb: float
+    cold_start_s: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def count_flops(model_bytes: bytes, height: int, width: int) -> float | None:
+    """2 x multiply-accumulates of Conv and Gemm/MatMul for one frame, from inferred shapes."""
+    try:
+        import onnx
+        from onnx import shape_inference
+    except ImportError:
+        return None
+    model = onnx.load_from_string(model_bytes)
+    for tensor in list(model.graph.input) + list(model.graph.output):
+        dims = tensor.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def weight_shape(name: str) -> list[int] | None:
+        while name not in weights and name in producers and producers[name].op_type in ("DequantizeLinear", "Identity", "Cast", "Transpose"):
+            name = producers[name].input[0]
+        return weights.get(name) or shapes.get(name)
+
+    total = 0.0
+    for node in model.graph.node:
+        out = shapes.get(node.output[0])
+        if node.op_type == "Conv" and out and all(out):
+            kernel = weight_shape(node.input[1])
+            if kernel:
+                total += 2.0 * np.prod(out) * np.prod(kernel[1:])  # out elements x (Cin/groups x kh x kw)
+        elif node.op_type in ("Gemm", "MatMul") and out and all(out):
+            a = shapes.get(node.input[0]) or weight_shape(node.input[0])
+            if a:
+                total += 2.0 * np.prod(out) * a[-1]
+    return total / 1e9
+
+
+def cold_start(bundle: Path) -> dict[str, float]:
+    """A fresh interpreter: import edgeft.runtime, verify + open the bundle, run one frame."""
+    code = (
+        "import time; t0 = time.perf_counter()\n"
+        "import numpy as np\nfrom edgeft.runtime import Engine\nt1 = time.perf_counter()\n"
+        f"engine = Engine.load({str(bundle)!r})\nt2 = time.perf_counter()\n"
+        "engine.predict(np.zeros((480, 640, 3), np.uint8))\nt3 = time.perf_counter()\n"
+        "print(t1 - t0, t2 - t1, t3 - t2)\n"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    total = time.perf_counter() - start
+    imp, session, first = map(float, out)
+    return {"import_s": imp, "session_s": session, "first_frame_s": first, "to_first_result_s": imp + session + first,
+            "process_wall_s": total}
+
+
+def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: int = 30, warmup: int = 5,
+          batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True) -> BenchResult:
+    engine = Engine.load(bundle, device=device, threads=threads)
+    spec = engine.manifest.input
+    if spec.batch is not None:
+        batches = (spec.batch,)
+    rng = np.random.default_rng(0)
+    latency: list[float] = []
+    throughput: dict[int, float] = {}
+    for size in batches:
+        frames = rng.integers(0, 256, (size, spec.height, spec.width, 3), dtype=np.uint8)
+        for _ in range(warmup):
+            engine.run(frames)
+        times = []
+        for _ in range(max(3, runs // size) if size > 1 else runs):
+            start = time.perf_counter()
+            engine.run(frames)
+            times.append((time.perf_counter() - start) * 1000)
+        if size == 1:
+            latency = times
+        throughput[size] = 1000.0 * size / float(np.median(times))
+    flops = count_flops(load_bundle(bundle).model_bytes, spec.height, spec.width)
+    p = np.percentile(latency, [50, 90, 99]) if latency else [float("nan")] * 3
+    return BenchResult(
+        bundle=str(bundle), provider=engine.provider, input=f"{spec.height}x{spec.width}",
+        gflops_per_frame=flops, latency_ms={"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2])},
+        throughput_fps=throughput, gflops_per_s={b: (flops or 0.0) * fps for b, fps in throughput.items()},
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        cold_start_s=cold_start(bundle) if with_cold_start else {},
+    )
