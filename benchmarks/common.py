@@ -21,7 +21,7 @@ def ensure_bundle(backbone: str, size: int, weights: str = "none") -> Path:
         import tensorflow  # noqa: F401 - its native start-up log, muted
     from edgeft.export.exporter import ExportConfig, export_bundle
 
-    name = f"{backbone.lower()}-{size}"
+    name = f"{backbone.lower()}-{size}" + ("" if weights == "none" else "-real")
     path = WORK / "models" / name
     if not path.exists():
         export_bundle(ExportConfig(backbone, weights=weights, input_size=(size, size), name=name, models_dir=WORK / "models"))

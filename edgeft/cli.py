@@ -196,6 +196,7 @@ def run(
     show: Annotated[bool, typer.Option(help="show the annotated first camera in a window")] = False,
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display, only the summary")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="keep optimised graphs / TensorRT engines here between starts")] = None,
 ) -> None:
     """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
     with user_errors():
@@ -206,7 +207,7 @@ def run(
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         if batch < 1 or stride < 1 or (rate is not None and rate <= 0):
             raise EdgeftError("--batch and --stride must be at least 1, and --rate positive")
-        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads)
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, cache_dir=cache_dir)
         options = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
                                 cameras=_names(cameras), correction=correction)
         sources = []

@@ -73,6 +73,17 @@ def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: 
         raise EdgeftError(f"dataset folder '{root}' does not exist")
     if (root / "train").is_dir():
         return _plan_presplit(root, seed, augment)
+    per_class, skipped = _class_images(root, minimum=2, why="to be split")
+    rng = np.random.default_rng(seed)
+    items: list[Item] = []
+    for name, images in per_class.items():  # stratified: every class in every split it can fill
+        for path, split in zip(images, _splits(len(images), val, test, rng)):
+            items.append(Item(str(path), name, split))
+    return Plan("classification", _augmented(items, augment, rng, regression=False), tuple(per_class), skipped)
+
+
+def _class_images(root: Path, minimum: int, why: str) -> tuple[dict[str, list[Path]], int]:
+    """Class name -> its image files (natural order), and how many non-image files were skipped."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise EdgeftError(f"'{root}' needs at least two class sub-folders, found {len(classes)}")
@@ -82,26 +93,22 @@ def plan_class_folders(root: Path, val: float, test: float, seed: int, augment: 
         files = sorted((p for p in (root / name).rglob("*") if p.is_file()), key=natural_key)
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         skipped += len(files) - len(images)
-        if len(images) < 2:
-            raise EdgeftError(f"class '{name}' has {len(images)} image(s): each class needs at least 2 to be split")
+        if len(images) < minimum:
+            raise EdgeftError(f"class '{name}' in '{root}' has {len(images)} image(s): each class needs at least {minimum} {why}")
         per_class[name] = images
-    rng = np.random.default_rng(seed)
-    items: list[Item] = []
-    for name, images in per_class.items():  # stratified: every class in every split it can fill
-        for path, split in zip(images, _splits(len(images), val, test, rng)):
-            items.append(Item(str(path), name, split))
-    return Plan("classification", _augmented(items, augment, rng, regression=False), tuple(classes), skipped)
+    return per_class, skipped
 
 
 def _plan_presplit(root: Path, seed: int, augment: tuple[str, ...]) -> Plan:
-    parts = {PRESPLIT[p.name]: plan_class_folders(p, 0.0, 0.0, seed, ()) for p in sorted(root.iterdir()) if p.name in PRESPLIT}
-    classes = parts["train"].classes
-    for split, part in parts.items():
-        if not set(part.classes) <= set(classes):
-            raise EdgeftError(f"'{root}/{split}' has classes {sorted(set(part.classes) - set(classes))} that train/ lacks")
-    items = [Item(i.path, i.label, split) for split, part in parts.items() for i in part.items]
+    parts = {PRESPLIT[p.name]: _class_images(p, minimum=1, why="(or remove the folder)")
+             for p in sorted(root.iterdir()) if p.name in PRESPLIT}
+    classes = tuple(parts["train"][0])
+    for split, (per_class, _) in parts.items():
+        if not set(per_class) <= set(classes):
+            raise EdgeftError(f"'{root}/{split}' has classes {sorted(set(per_class) - set(classes))} that train/ lacks")
+    items = [Item(str(path), name, split) for split, (per_class, _) in parts.items() for name, paths in per_class.items() for path in paths]
     return Plan("classification", _augmented(items, augment, np.random.default_rng(seed), regression=False),
-                classes, sum(p.skipped for p in parts.values()))
+                classes, sum(skipped for _, skipped in parts.values()))
 
 
 def plan_driving_log(log: Path, cameras: tuple[str, ...], correction: float, val: float, test: float,

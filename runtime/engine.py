@@ -19,7 +19,8 @@ from .bundle import Bundle, load_bundle
 from .errors import BundleError, FrameError, ProviderError
 from .manifest import Manifest
 from .preprocess import as_frame_list, prepare_batch
-from .providers import resolve_providers
+from .providers import provider_options, resolve_providers
+from .session_cache import cache_key, cached_model, seal
 
 log = logging.getLogger("edgeft")
 
@@ -29,6 +30,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | tensorrt
     threads: int | None = None  # intra-op threads; None lets onnxruntime use every core
     strict: bool = False  # raise instead of falling back when the asked device is not the one running
+    cache_dir: Path | None = None  # keep optimised graphs (and TensorRT engines) here between starts
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Engine:
     def __init__(self, bundle: Bundle, config: EngineConfig = EngineConfig()):
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self.session = _create_session(bundle.model_bytes, config)
+        self.session = _create_session(bundle.model_bytes, bundle.manifest.model_sha256, config)
         _check_graph_matches_manifest(self.session, bundle)
         self.provider: str = self.session.get_providers()[0]
         self._input_name = self.manifest.input.name
@@ -55,9 +57,11 @@ class Engine:
         log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, strict: bool = False) -> Engine:
+    def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, strict: bool = False,
+             cache_dir: str | Path | None = None) -> Engine:
         """Verify and open the bundle folder at `path` (manifest schema + model sha256)."""
-        return cls(load_bundle(path), EngineConfig(device=device, threads=threads, strict=strict))
+        cache = Path(cache_dir) if cache_dir is not None else None
+        return cls(load_bundle(path), EngineConfig(device=device, threads=threads, strict=strict, cache_dir=cache))
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray]) -> Prediction:
         """Run BGR uint8 frame(s) of any size; one H x W x C frame in gives unbatched outputs."""
@@ -93,18 +97,35 @@ class Engine:
         return {name: np.concatenate(part) for name, part in zip(self._output_names, parts)}
 
 
-def _create_session(model_bytes: bytes, config: EngineConfig) -> ort.InferenceSession:
+def _create_session(model_bytes: bytes, model_sha256: str, config: EngineConfig) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no per-node placement warnings
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if config.threads:
         options.intra_op_num_threads = config.threads
     providers = resolve_providers(config.device)
-    session = ort.InferenceSession(model_bytes, options, providers=providers)
+    provider_list = [(name, provider_options(name, model_sha256, config.cache_dir)) for name in providers]
+    if config.cache_dir is not None:
+        model_bytes = _with_cache(model_bytes, model_sha256, providers[0], config.cache_dir, options)
+    session = ort.InferenceSession(model_bytes, options, providers=provider_list)
+    if config.cache_dir is not None:
+        seal(config.cache_dir, cache_key(model_sha256, providers[0]))
     running = session.get_providers()[0]
     if config.strict and config.device != "auto" and running != providers[0]:
         raise ProviderError(f"asked for {providers[0]} but onnxruntime is running {running}")
     return session
+
+
+def _with_cache(model_bytes: bytes, model_sha256: str, provider: str, cache_dir: Path, options: ort.SessionOptions) -> bytes:
+    """The cached optimised graph (optimisation then off), or ask onnxruntime to write one."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = cache_key(model_sha256, provider)
+    cached = cached_model(cache_dir, key)
+    if cached is not None:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        return cached
+    options.optimized_model_filepath = str(cache_dir / f"{key}.onnx")
+    return model_bytes
 
 
 def _check_graph_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:

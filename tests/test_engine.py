@@ -113,3 +113,30 @@ def test_predict_command_bad_images(tiny, tmp_path, name, content, message) -> N
     proc = run_cli("predict", "--model", tiny, tmp_path / name)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
 
+
+
+def test_session_cache_reuses_and_refuses_a_modified_entry(tiny, tmp_path) -> None:
+    from edgeft.runtime.session_cache import cache_key
+
+    cache = tmp_path / "cache"
+    frame = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    expected = Engine.load(tiny).predict(frame)["prediction"]
+    first = Engine.load(tiny, cache_dir=cache)
+    key = cache_key(first.manifest.model_sha256, "CPUExecutionProvider")
+    assert (cache / f"{key}.onnx").is_file() and (cache / f"{key}.sha256").is_file()
+    np.testing.assert_allclose(Engine.load(tiny, cache_dir=cache).predict(frame)["prediction"], expected, rtol=1e-6)
+    (cache / f"{key}.onnx").write_bytes(b"tampered")  # a modified entry is discarded and rebuilt, never run
+    np.testing.assert_allclose(Engine.load(tiny, cache_dir=cache).predict(frame)["prediction"], expected, rtol=1e-6)
+    assert (cache / f"{key}.onnx").read_bytes() != b"tampered"
+
+
+def test_tensorrt_options_enable_fp16_and_an_engine_cache_keyed_by_model_and_runtime(tmp_path) -> None:
+    import onnxruntime as ort
+
+    from edgeft.runtime.providers import provider_options
+
+    options = provider_options("TensorrtExecutionProvider", "ab" * 32, tmp_path)
+    assert options["trt_fp16_enable"] == "True" and options["trt_engine_cache_enable"] == "True"
+    assert options["trt_engine_cache_path"] == str(tmp_path / f"trt-{'ab' * 12}-ort{ort.__version__}")
+    assert provider_options("CPUExecutionProvider", "ab" * 32, tmp_path) == {}
+    assert "trt_engine_cache_path" not in provider_options("TensorrtExecutionProvider", "ab" * 32, None)

@@ -53,7 +53,7 @@ def test_class_folder_plan_is_stratified_seeded_and_skips_non_images(tmp_path) -
 
 @pytest.mark.parametrize(
     ("layout", "message"),
-    [({"a": 1, "b": 3}, "class 'a' has 1 image"), ({"a": 3}, "at least two class sub-folders"), ({}, "at least two class sub-folders")],
+    [({"a": 1, "b": 3}, "class 'a' in .* has 1 image"), ({"a": 3}, "at least two class sub-folders"), ({}, "at least two class sub-folders")],
 )
 def test_bad_class_folders(tmp_path, layout, message) -> None:
     tmp_path.joinpath("data").mkdir()
@@ -255,9 +255,9 @@ def test_finetune_then_export_records_the_tuned_layers(tmp_path, deepsort_weight
 
 
 def test_presplit_class_folders_keep_their_split(tmp_path) -> None:
-    for split, count in (("train", 3), ("validation", 2), ("test", 2)):
+    for split, count in (("train", 3), ("validation", 1), ("test", 2)):  # one image per class is enough: no split needed
         class_folders(tmp_path / "data" / split, per_class=count)
     plan = plan_class_folders(tmp_path / "data", 0.5, 0.5, 0, ())
     assert plan.classes == ("blue", "green", "red")
-    assert {s: sum(i.split == s for i in plan.items) for s in ("train", "val", "test")} == {"train": 9, "val": 6, "test": 6}
+    assert {s: sum(i.split == s for i in plan.items) for s in ("train", "val", "test")} == {"train": 9, "val": 3, "test": 6}
     assert all(f"/{'validation' if i.split == 'val' else i.split}/" in i.path for i in plan.items)
