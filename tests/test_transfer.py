@@ -261,3 +261,25 @@ def test_presplit_class_folders_keep_their_split(tmp_path) -> None:
     assert plan.classes == ("blue", "green", "red")
     assert {s: sum(i.split == s for i in plan.items) for s in ("train", "val", "test")} == {"train": 9, "val": 3, "test": 6}
     assert all(f"/{'validation' if i.split == 'val' else i.split}/" in i.path for i in plan.items)
+
+
+@pytest.mark.slow
+def test_users_own_model_through_extract_train_finetune_export(tmp_path) -> None:
+    """The whole workflow with the user's own small CNN (a .keras file) as the backbone."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 20, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x)).save(tmp_path / "mine.keras")
+    class_folders(tmp_path / "data", per_class=10)
+    own = ("mine.keras", "--preprocess", "unit", "--cut", "gap")
+    assert edgeft("export", *own, "--name", "own", cwd=tmp_path).returncode == 0
+    assert edgeft("extract", "data", "--model", "models/own", "--out", "feat", cwd=tmp_path).returncode == 0
+    assert edgeft("train-head", "feat", "--out", "head", "--epochs", 30, "--learning-rate", 0.01, cwd=tmp_path).returncode == 0
+    proc = edgeft("finetune", *own, "data", "--head", "head/head.keras", "--unfreeze", 1, "--epochs", 2, "--out", "ft", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["tuned_layers"] == ["conv"]
+    proc = edgeft("export", "ft/backbone.keras", "--preprocess", "unit", "--head", "ft/head.keras", "--name", "own-tuned", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert Engine.load(tmp_path / "models" / "own-tuned").manifest.extra["finetune"]["base"]["backbone"] == "mine.keras"
