@@ -141,13 +141,19 @@ def main() -> None:
     while len(frames) < 16 and (frame := capture.read()[1]) is not None:
         frames.append(frame)
     peak = gemm_peak_gflops()
-    print(f"FP32 matrix-multiply peak (numpy 2048^2, all cores): {peak:.0f} GFLOP/s\n")
+    print(f"FP32 matrix-multiply peak (numpy 2048^2, all cores): {peak:.0f} GFLOP/s (re-measured after the models; the best is used)\n")
     rows = []
     for item in args.models:
         name, size = item.split(":")
         label = f"{name} {size}" + ("" if real_weights(name) == "none" else " (real)")
         rows.append((label, measure(name, int(size), video, frames, args.runs, peak)))
         print(f"measured {item}", flush=True)
+    late = gemm_peak_gflops()  # a shared machine: one noisy sample must not flatter the models
+    if late > peak:
+        for _, r in rows:
+            r["peak_share"], r["peak_share_b8"] = r["peak_share"] * peak / late, r["peak_share_b8"] * peak / late
+        peak = late
+    print(f"GEMM peak used: {peak:.0f} GFLOP/s")
     print("\nbatch-1 latency, ms (x = speed-up over Keras model.predict)")
     print(f"{'model':<17}{'predict':>9}{'model(x)':>15}{'ORT FP32':>15}{'ORT INT8':>15}{'INT8 cos':>10}")
     for label, r in rows:

@@ -1,6 +1,6 @@
 """Bottleneck transfer on real photos of clothing: ImageNet features vs random vs from scratch.
 
-    .venv/bin/python benchmarks/fashion_transfer.py [--budgets 100 500 2000] [--size 64] [--seed 0]
+    .venv/bin/python benchmarks/fashion_transfer.py [--budgets 100 500 2000] [--size 64] [--seed 0] [--finetune-lr 1e-5]
 
 Data: Debian's dataset-fashion-mnist (Zalando's 70,000 28x28 product photos, 10 classes),
 upscaled to SIZE x SIZE RGB. Test: the first 2,000 images of the official test set. For each
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--finetune-lr", type=float, default=1e-5)
     args = parser.parse_args()
     train_x, train_y, test_x, test_y = load(args.size)
     test_bgr = to_bgr(test_x, args.size)
@@ -137,7 +138,7 @@ def main() -> None:
             with native_stderr_muted():
                 record = finetune(ExportConfig("MobileNetV2", weights=str(DEEPSORT_MOBILENETV2), input_size=(args.size, args.size), head=head),
                                   plan_class_folders(data, 0, 0, args.seed, ()), work / "finetuned",
-                                  FinetuneConfig(from_layer="block_15_expand", epochs=8, learning_rate=1e-4, patience=2, seed=args.seed))
+                                  FinetuneConfig(from_layer="block_15_expand", epochs=8, learning_rate=args.finetune_lr, patience=2, seed=args.seed))
             tuned = record["after"]["accuracy"]
         rows.append((budget, imagenet, random, scratch, tuned))
         print(f"budget {budget}: imagenet {imagenet:.3f}  random {random:.3f}  scratch {scratch:.3f}"
