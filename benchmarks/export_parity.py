@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import DEEPSORT_MOBILENETV2, HED_VGG16  # noqa: E402
+from edgeft.offline import DEEPSORT_MOBILENETV2, HED_VGG16
 
 CASES = [
     ("InceptionV3", "none", "299"),

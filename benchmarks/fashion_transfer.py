@@ -31,13 +31,12 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 from edgeft.export.quiet import native_stderr_muted  # noqa: E402
 
 with native_stderr_muted():
     import keras  # noqa: E402
 
-from conftest import DEEPSORT_MOBILENETV2  # noqa: E402
+from edgeft.offline import DEEPSORT_MOBILENETV2  # noqa: E402
 from edgeft.datasets import plan_class_folders  # noqa: E402
 from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
 from edgeft.extract import extract, load_features  # noqa: E402

