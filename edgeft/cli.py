@@ -247,25 +247,27 @@ def _run_sinks(manifest, sources, output, features, save_video, show, rate) -> l
 
 
 def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) -> None:
-    """Run the pipeline into the sinks; Ctrl-C and SIGTERM stop it cleanly: sinks are flushed
-    (the last feature shard committed whole) and the summary printed before exiting 130."""
+    """Run the pipeline into the sinks. Ctrl-C and SIGTERM ask the pipeline to stop rather than
+    raising mid-write: the loop drains, sinks are flushed (the last feature shard committed whole)
+    and the summary printed before exiting 130 / 143. A second signal stops waiting."""
     import signal
 
     from edgeft.runtime import Pipeline
 
-    received = {"signal": signal.SIGINT}
-
-    def terminate(signum, frame):  # noqa: ARG001
-        received["signal"] = signum
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
     pipeline = Pipeline(sources, engine, config)
+    received: list[int] = []
+
+    def request_stop(signum, frame):  # noqa: ARG001
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        pipeline.stop()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     total = sources[0].total if len(sources) == 1 or all(s.total for s in sources) else None
     if total is not None and config.max_ticks is not None:
         total = min(total, config.max_ticks)
     live = any(s.live or s.options.rate for s in sources)
-    interrupted = False
     try:
         with RunDisplay(err, pipeline.stats, total, live, enabled=not quiet) as display:
             for result in pipeline:
@@ -273,15 +275,16 @@ def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) ->
                     sink.write(result)
                 display.update(result, pipeline.ticks)
     except KeyboardInterrupt:
-        interrupted = True
+        received.append(signal.SIGINT)
     finally:
         pipeline.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for sink in sinks:
             sink.close()
-    stdout.print(summary_table(pipeline.stats, engine.manifest, interrupted))
-    if interrupted:
-        raise typer.Exit(128 + int(received["signal"]))  # 130 for Ctrl-C, 143 for SIGTERM
+    stdout.print(summary_table(pipeline.stats, engine.manifest, bool(received)))
+    if received:
+        raise typer.Exit(128 + int(received[0]))  # 130 for Ctrl-C, 143 for SIGTERM
     if pipeline.stats.errors:
         raise EdgeftError(pipeline.stats.errors[-1])
 
