@@ -17,7 +17,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,7 +35,7 @@ from edgeft.bench import count_flops  # noqa: E402
 from edgeft.export.backbones import resolve_backbone  # noqa: E402
 from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
 from edgeft.export.quantize import Int8Config  # noqa: E402
-from edgeft.runtime import Engine, Pipeline, load_bundle, open_source  # noqa: E402
+from edgeft.runtime import Engine, Pipeline, open_source  # noqa: E402
 from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
 
 
@@ -120,10 +119,10 @@ def measure(name: str, size: int, video: Path, frames: list[np.ndarray], runs: i
     pipeline = Pipeline(open_source(str(video)), e32)
     sum(1 for _ in pipeline)
     r["stream_fps"] = pipeline.stats.fps
-    r["gflops"] = count_flops(load_bundle(fp32).model_bytes, size, size)
+    r["gflops"] = count_flops(e32.bundle.model_bytes)
     r["peak_share"] = r["gflops"] * (1000 / r["fp32"]) / peak
     r["peak_share_b8"] = r["gflops"] * r["fp32_b8_fps"] / peak
-    r["cosine"] = load_bundle(int8).manifest.quantization.agreement["feature_cosine_mean"]
+    r["cosine"] = e8.manifest.quantization.agreement["feature_cosine_mean"]
     r["ort_cold"], r["ort_rss"] = child(CHILD_ORT, str(fp32), str(video))
     r["tf_cold"], r["tf_rss"] = child(CHILD_TF, str(fp32), str(video), spec.name, spec.module, str(size))
     return r

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime import Engine, load_bundle
+from edgeft.runtime import Engine
 
 
 @dataclass
@@ -36,7 +36,7 @@ class BenchResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def count_flops(model_bytes: bytes, height: int, width: int) -> float | None:
+def count_flops(model_bytes: bytes) -> float | None:
     """2 x multiply-accumulates of Conv and Gemm/MatMul for one frame, from inferred shapes."""
     try:
         import onnx
@@ -111,7 +111,7 @@ def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: 
         if size == 1:
             latency = times
         throughput[size] = 1000.0 * size / float(np.median(times))
-    flops = count_flops(load_bundle(bundle).model_bytes, spec.height, spec.width)
+    flops = count_flops(engine.bundle.model_bytes)
     p = np.percentile(latency, [50, 90, 99]) if latency else [float("nan")] * 3
     return BenchResult(
         bundle=str(bundle), provider=engine.provider, input=f"{spec.height}x{spec.width}",

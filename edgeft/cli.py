@@ -200,9 +200,7 @@ def run(
 ) -> None:
     """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
     with user_errors():
-        from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions, default_bundle, open_source
-
-        from .console import RunDisplay, summary_table
+        from edgeft.runtime import Engine, PipelineConfig, SourceOptions, default_bundle, open_source
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         if batch < 1 or stride < 1 or (rate is not None and rate <= 0):
@@ -218,7 +216,7 @@ def run(
             if len(set(names)) != len(names):
                 raise EdgeftError(f"sources need distinct names ({', '.join(names)}): use name=spec")
             sinks = _run_sinks(engine.manifest, sources, output, features, save_video, show, rate)
-            _stream(engine, sources, sinks, PipelineConfig(batch=batch, max_ticks=max_frames), quiet, RunDisplay, summary_table)
+            _stream(engine, sources, sinks, PipelineConfig(batch=batch, max_ticks=max_frames), quiet)
         finally:
             for s in sources:
                 s.close()
@@ -246,13 +244,15 @@ def _run_sinks(manifest, sources, output, features, save_video, show, rate) -> l
     return sinks
 
 
-def _stream(engine, sources, sinks, config, quiet, RunDisplay, summary_table) -> None:
+def _stream(engine, sources, sinks, config, quiet: bool) -> None:
     """Run the pipeline into the sinks. Ctrl-C and SIGTERM ask the pipeline to stop rather than
     raising mid-write: the loop drains, sinks are flushed (the last feature shard committed whole)
     and the summary printed before exiting 130 / 143. A second signal stops waiting."""
     import signal
 
     from edgeft.runtime import Pipeline
+
+    from .console import RunDisplay, summary_table
 
     pipeline = Pipeline(sources, engine, config)
     received: list[int] = []
@@ -330,10 +330,10 @@ def extract(
 
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
-        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device)
         if source is not None:
-            run(source=[source], model=engine.bundle.path, device=device, features=out, quiet=False)
+            run(source=[source], model=model, device=device, features=out, quiet=False)
             return
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device)
         aug, cams = _names(augment), _names(cameras)
         settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(aug)}
         if is_driving_log(dataset):

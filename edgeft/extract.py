@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeft.runtime import Engine
 from edgeft.runtime.errors import EdgeftError
-from edgeft.runtime.sinks import FEATURES_META, _npy_bytes, atomic_write
+from edgeft.runtime.sinks import FEATURES_META, atomic_write, npy_bytes
 from edgeft.runtime.sources.images import read_bgr
 
 from .datasets import Item, Plan, read_items
@@ -72,7 +72,7 @@ def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: Extra
             if good:
                 feats[good] = engine.predict([images[i] for i in good])["features"]
             rows.append(feats)
-        atomic_write(out / f"shard-{start // config.rows_per_shard:05d}.npy", _npy_bytes(np.concatenate(rows)))
+        atomic_write(out / f"shard-{start // config.rows_per_shard:05d}.npy", npy_bytes(np.concatenate(rows)))
         progress(start + len(chunk), len(plan.items))
     return unreadable
 

@@ -36,7 +36,6 @@ def finetune(export_config, plan: Plan, out: Path, config: FinetuneConfig) -> di
     import keras
 
     from edgeft.export import build
-    from edgeft.export.backbones import resolve_backbone
     from edgeft.export.exporter import backbone_identity, load_backbone, precheck
     from edgeft.export.preprocessing import reference
     from edgeft.export.weights import tensors_sha256

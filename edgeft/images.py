@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edgeft.runtime.errors import FrameError
+from edgeft.runtime.sources.images import read_bgr
 
 
 def read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FrameError(f"image '{path}' does not exist")
-    frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    frame = read_bgr(path)  # the decode rule image sources use, so predict and run agree
     if frame is None:
         raise FrameError(f"'{path}' is not an image OpenCV can read")
-    if frame.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
-        frame = (frame >> 8).astype(np.uint8) if frame.dtype == np.uint16 else cv2.convertScaleAbs(frame)
     return frame

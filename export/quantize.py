@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from edgeft.runtime.manifest import InputSpec, Quantization
 from edgeft.runtime.preprocess import prepare_batch
-from edgeft.runtime.sources import SourceOptions, open_source
+from edgeft.runtime.sources import open_source
 
 from .errors import ExportError
 
@@ -39,7 +39,7 @@ def calibration_frames(spec: InputSpec, config: Int8Config) -> np.ndarray:
     """calib + holdout frames from the source, model-ready; a clear error if it has too few."""
     wanted = config.calib_frames + config.holdout_frames
     frames: list[np.ndarray] = []
-    with open_source(config.calib, SourceOptions(cameras=("center", "left", "right"))) as source:
+    with open_source(config.calib) as source:  # a driving log gives all three cameras
         while len(frames) < wanted and (tick := source.read()) is not None:
             frames.extend(frame.image for frame in tick)
     if len(frames) < wanted:

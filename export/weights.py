@@ -43,7 +43,7 @@ def _imagenet(construct: Callable[..., keras.Model], name: str) -> keras.Model:
     try:
         return construct(weights="imagenet")
     except Exception as exc:  # noqa: BLE001 - keras wraps every download failure in a bare Exception
-        if "URL fetch failure" not in str(exc) and "fetch" not in str(exc).lower():
+        if "fetch" not in str(exc).lower():
             raise
         url = re.search(r"https?://\S+", str(exc))
         fname = url.group(0).rstrip(":").rsplit("/", 1)[-1] if url else "the weights file"

@@ -8,6 +8,7 @@ reader never sees half a shard.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -118,7 +119,7 @@ class FeatureShards:
         if not self._rows:
             return
         name = f"shard-{self._shard:05d}.npy"
-        buffer = _npy_bytes(np.stack(self._rows).astype(np.float32))
+        buffer = npy_bytes(np.stack(self._rows).astype(np.float32))
         atomic_write(self.folder / name, buffer)
         for row, (source, frame, t) in enumerate(self._keys):
             self._index_writer.writerow([frame, source, f"{t:.6f}", name, row])
@@ -132,9 +133,8 @@ class FeatureShards:
         self._index.close()
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as .npy file bytes, for atomic_write."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
