@@ -1,6 +1,10 @@
-"""Helpers for export tests: run the CLI in-process and compute Keras references independently."""
+"""Test helpers: run the CLI (in-process or as a real process) and compute Keras references independently."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,6 +15,12 @@ from edgeft.cli import app
 
 def cli(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def edgeft(*args: object, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A real `edgeft` process: exit code, stdout and stderr exactly as a user sees them."""
+    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
 
 
 def resized_rgb(frames_bgr: list[np.ndarray], height: int, width: int) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +12,8 @@ import pytest
 from edgeft.runtime import Engine, ProviderError, default_bundle
 from edgeft.runtime.errors import BundleError, FrameError
 from edgeft.runtime.providers import provider_loads, resolve_providers
+
+from helpers import edgeft
 
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
 from tiny_bundle import write_tiny_bundle  # noqa: E402
@@ -94,14 +94,10 @@ def test_default_bundle_picks_the_only_one_or_asks(tmp_path) -> None:
         default_bundle(tmp_path)
 
 
-def run_cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True)
-
-
 def test_predict_command_on_image_files(tiny, tmp_path) -> None:
     cv2.imwrite(str(tmp_path / "red.png"), solid((0, 0, 255)))
     cv2.imwrite(str(tmp_path / "grey.jpg"), np.full((20, 20), 128, np.uint8))
-    proc = run_cli("predict", "--model", tiny, tmp_path / "red.png", tmp_path / "grey.jpg")
+    proc = edgeft("predict", "--model", tiny, tmp_path / "red.png", tmp_path / "grey.jpg")
     assert proc.returncode == 0, proc.stderr
     assert "red (" in proc.stdout and "CPUExecutionProvider" in proc.stderr
 
@@ -110,9 +106,8 @@ def test_predict_command_on_image_files(tiny, tmp_path) -> None:
 def test_predict_command_bad_images(tiny, tmp_path, name, content, message) -> None:
     if content is not None:
         (tmp_path / name).write_bytes(content)
-    proc = run_cli("predict", "--model", tiny, tmp_path / name)
+    proc = edgeft("predict", "--model", tiny, tmp_path / name)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
-
 
 
 def test_session_cache_reuses_and_refuses_a_modified_entry(tiny, tmp_path) -> None:

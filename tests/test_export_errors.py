@@ -7,14 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgeft.runtime import BundleError, Engine
 
-from helpers import cli
+from helpers import cli, edgeft
 
 keras = pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
 pytestmark = pytest.mark.slow
@@ -32,11 +31,6 @@ def good_bundle(models) -> Path:
     return models / "good"
 
 
-def run_cli(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
-    """A real process: exit code and stderr exactly as a user sees them."""
-    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, env=env)
-
-
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -50,7 +44,7 @@ def no_leftovers(models: Path) -> None:
 
 
 def test_unknown_backbone_suggests_the_right_one() -> None:
-    line = one_line_error(run_cli("export", "InceptionV4", "--weights", "none"))
+    line = one_line_error(edgeft("export", "InceptionV4", "--weights", "none"))
     assert "unknown backbone 'InceptionV4'" in line and "did you mean InceptionV3" in line
 
 
@@ -106,7 +100,7 @@ def test_imagenet_weights_offline_say_how_to_proceed(tmp_path) -> None:
     if _online():
         pytest.skip("this machine can reach storage.googleapis.com, so the download would succeed")
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "empty-keras-home")}
-    line = one_line_error(run_cli("export", "MobileNetV2", "--input-size", 96, "--models-dir", tmp_path / "m", env=env))
+    line = one_line_error(edgeft("export", "MobileNetV2", "--input-size", 96, "--models-dir", tmp_path / "m", env=env))
     assert "cannot be downloaded" in line and "--weights PATH" in line and "--weights none" in line
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
 
@@ -157,12 +151,12 @@ def test_damaged_bundles_are_refused_before_any_session(copy_of, damage, message
     damage(copy_of)
     with pytest.raises(BundleError, match=message):
         Engine.load(copy_of)
-    assert message in one_line_error(run_cli("inspect", copy_of))
+    assert message in one_line_error(edgeft("inspect", copy_of))
 
 
 def test_missing_bundle_folder() -> None:
-    assert "does not exist" in one_line_error(run_cli("inspect", "no/such/bundle"))
+    assert "does not exist" in one_line_error(edgeft("inspect", "no/such/bundle"))
 
 
 def test_model_file_needs_preprocess(tmp_path) -> None:
-    assert "--preprocess is required" in one_line_error(run_cli("export", tmp_path / "mine.keras"))
+    assert "--preprocess is required" in one_line_error(edgeft("export", tmp_path / "mine.keras"))

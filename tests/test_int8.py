@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,12 +10,10 @@ import pytest
 
 from edgeft.runtime import Engine
 
+from helpers import edgeft
+
 pytestmark = pytest.mark.slow
 pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
-
-
-def edgeft(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def test_int8_bundle_records_agreement_and_runs(tmp_path, hed_weights, carphone) -> None:

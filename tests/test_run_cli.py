@@ -12,12 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import edgeft
+
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
 from tiny_bundle import with_manifest, write_tiny_bundle  # noqa: E402
 
-
-def edgeft(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:

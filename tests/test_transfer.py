@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,6 +13,8 @@ from edgeft.datasets import plan_class_folders, plan_driving_log
 from edgeft.extract import ExtractConfig, extract, load_features
 from edgeft.runtime import Engine
 from edgeft.runtime.errors import EdgeftError
+
+from helpers import edgeft
 
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
 from tiny_bundle import write_tiny_bundle  # noqa: E402
@@ -125,10 +125,6 @@ def test_unreadable_images_are_left_out(engine, tmp_path) -> None:
     assert extract(engine, plan, tmp_path / "feat", {}) == 1
     loaded = load_features(tmp_path / "feat")
     assert loaded.dropped == 1 and len(loaded.x) == 12 and not np.isnan(loaded.x).any()
-
-
-def edgeft(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeft", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 @pytest.mark.slow
