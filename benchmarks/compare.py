@@ -119,7 +119,7 @@ def measure(name: str, size: int, video: Path, frames: list[np.ndarray], runs: i
     pipeline = Pipeline(open_source(str(video)), e32)
     sum(1 for _ in pipeline)
     r["stream_fps"] = pipeline.stats.fps
-    r["gflops"] = count_flops(e32.bundle.model_bytes)
+    r["gflops"] = count_flops(e32.bundle.model)
     r["peak_share"] = r["gflops"] * (1000 / r["fp32"]) / peak
     r["peak_share_b8"] = r["gflops"] * r["fp32_b8_fps"] / peak
     r["cosine"] = e8.manifest.quantization.agreement["feature_cosine_mean"]

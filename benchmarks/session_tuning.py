@@ -32,7 +32,7 @@ SETTINGS = [  # (label, threads, level, spinning)
 ]
 
 
-def session(model: bytes, threads: int | None, level: str, spin: bool) -> tuple[ort.InferenceSession, float]:
+def session(model: Path, threads: int | None, level: str, spin: bool) -> tuple[ort.InferenceSession, float]:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = LEVELS[level]
@@ -41,7 +41,7 @@ def session(model: bytes, threads: int | None, level: str, spin: bool) -> tuple[
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     start = time.perf_counter()
-    created = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    created = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     return created, time.perf_counter() - start
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         x = np.random.default_rng(0).integers(0, 256, (1, int(size), int(size), 3), dtype=np.uint8)
         base = None
         for label, threads, level, spin in SETTINGS:
-            sess, created = session(bundle.model_bytes, threads, level, spin)
+            sess, created = session(bundle.model, threads, level, spin)
             for _ in range(3):
                 sess.run(None, {"image": x})
             p50 = pct(timed(lambda: sess.run(None, {"image": x}), args.runs), 50)

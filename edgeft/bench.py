@@ -36,14 +36,14 @@ class BenchResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def count_flops(model_bytes: bytes) -> float | None:
+def count_flops(model: Path | bytes) -> float | None:
     """2 x multiply-accumulates of Conv and Gemm/MatMul for one frame, from inferred shapes."""
     try:
         import onnx
         from onnx import shape_inference
     except ImportError:
         return None
-    model = onnx.load_from_string(model_bytes)
+    model = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
     for tensor in list(model.graph.input) + list(model.graph.output):
         dims = tensor.type.tensor_type.shape.dim
         if dims and not dims[0].dim_value:
@@ -111,7 +111,7 @@ def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: 
         if size == 1:
             latency = times
         throughput[size] = 1000.0 * size / float(np.median(times))
-    flops = count_flops(engine.bundle.model_bytes)
+    flops = count_flops(engine.bundle.model)
     p = np.percentile(latency, [50, 90, 99]) if latency else [float("nan")] * 3
     return BenchResult(
         bundle=str(bundle), provider=engine.provider, input=f"{spec.height}x{spec.width}",

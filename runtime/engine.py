@@ -49,7 +49,7 @@ class Engine:
     def __init__(self, bundle: Bundle, config: EngineConfig = EngineConfig()):
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self.session = _create_session(bundle.model_bytes, bundle.manifest.model_sha256, config)
+        self.session = _create_session(bundle.model, bundle.manifest.model_sha256, config)
         _check_graph_matches_manifest(self.session, bundle)
         self.provider: str = self.session.get_providers()[0]
         self._input_name = self.manifest.input.name
@@ -97,7 +97,7 @@ class Engine:
         return {name: np.concatenate(part) for name, part in zip(self._output_names, parts)}
 
 
-def _create_session(model_bytes: bytes, model_sha256: str, config: EngineConfig) -> ort.InferenceSession:
+def _create_session(model: Path | bytes, model_sha256: str, config: EngineConfig) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no per-node placement warnings
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -106,8 +106,9 @@ def _create_session(model_bytes: bytes, model_sha256: str, config: EngineConfig)
     providers = resolve_providers(config.device)
     provider_list = [(name, provider_options(name, model_sha256, config.cache_dir)) for name in providers]
     if config.cache_dir is not None:
-        model_bytes = _with_cache(model_bytes, model_sha256, providers[0], config.cache_dir, options)
-    session = ort.InferenceSession(model_bytes, options, providers=provider_list)
+        model = _with_cache(model, model_sha256, providers[0], config.cache_dir, options)
+    source = str(model) if isinstance(model, Path) else model
+    session = ort.InferenceSession(source, options, providers=provider_list)
     if config.cache_dir is not None:
         seal(config.cache_dir, cache_key(model_sha256, providers[0]))
     running = session.get_providers()[0]
@@ -116,7 +117,8 @@ def _create_session(model_bytes: bytes, model_sha256: str, config: EngineConfig)
     return session
 
 
-def _with_cache(model_bytes: bytes, model_sha256: str, provider: str, cache_dir: Path, options: ort.SessionOptions) -> bytes:
+def _with_cache(model: Path | bytes, model_sha256: str, provider: str, cache_dir: Path,
+                options: ort.SessionOptions) -> Path | bytes:
     """The cached optimised graph (optimisation then off), or ask onnxruntime to write one."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(model_sha256, provider)
@@ -125,7 +127,7 @@ def _with_cache(model_bytes: bytes, model_sha256: str, provider: str, cache_dir:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         return cached
     options.optimized_model_filepath = str(cache_dir / f"{key}.onnx")
-    return model_bytes
+    return model
 
 
 def _check_graph_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:

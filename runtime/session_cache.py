@@ -9,30 +9,30 @@ sha256 is checked before use (a modified cache entry is discarded, never run).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import onnxruntime as ort
+
+from .bundle import sha256_file
 
 
 def cache_key(model_sha256: str, provider: str) -> str:
     return f"{model_sha256[:24]}-ort{ort.__version__}-{provider.removesuffix('ExecutionProvider').lower()}"
 
 
-def cached_model(cache_dir: Path, key: str) -> bytes | None:
+def cached_model(cache_dir: Path, key: str) -> Path | None:
     model, digest = cache_dir / f"{key}.onnx", cache_dir / f"{key}.sha256"
     if not (model.is_file() and digest.is_file()):
         return None
-    data = model.read_bytes()
-    if hashlib.sha256(data).hexdigest() != digest.read_text().strip():
+    if sha256_file(model) != digest.read_text().strip():
         model.unlink(missing_ok=True)
         digest.unlink(missing_ok=True)
         return None
-    return data
+    return model
 
 
 def seal(cache_dir: Path, key: str) -> None:
     """Record the sha256 of the optimised model onnxruntime just wrote."""
     model = cache_dir / f"{key}.onnx"
     if model.is_file():
-        (cache_dir / f"{key}.sha256").write_text(hashlib.sha256(model.read_bytes()).hexdigest() + "\n")
+        (cache_dir / f"{key}.sha256").write_text(sha256_file(model) + "\n")

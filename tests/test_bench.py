@@ -53,5 +53,5 @@ def test_mobilenetv2_flops_match_the_published_multiply_adds(tmp_path) -> None:
     from edgeft.runtime import load_bundle
 
     bundle = export_bundle(ExportConfig("MobileNetV2", weights="none", models_dir=tmp_path)).path
-    gflops = count_flops(load_bundle(bundle).model_bytes)
+    gflops = count_flops(load_bundle(bundle).model)
     assert 0.57 < gflops < 0.63  # ~300 M multiply-adds at 224x224 (Sandler et al., 2018), without the classifier
