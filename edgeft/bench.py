@@ -24,6 +24,7 @@ from edgeft.runtime import Engine
 class BenchResult:
     bundle: str
     provider: str
+    io_binding: bool
     input: str
     gflops_per_frame: float | None
     latency_ms: dict[str, float]
@@ -91,8 +92,8 @@ def cold_start(bundle: Path) -> dict[str, float]:
 
 
 def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: int = 30, warmup: int = 5,
-          batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True) -> BenchResult:
-    engine = Engine.load(bundle, device=device, threads=threads)
+          batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True, io_binding: bool | None = None) -> BenchResult:
+    engine = Engine.load(bundle, device=device, threads=threads, io_binding=io_binding)
     spec = engine.manifest.input
     if spec.batch is not None:
         batches = (spec.batch,)
@@ -114,7 +115,7 @@ def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: 
     flops = count_flops(engine.bundle.model)
     p = np.percentile(latency, [50, 90, 99]) if latency else [float("nan")] * 3
     return BenchResult(
-        bundle=str(bundle), provider=engine.provider, input=f"{spec.height}x{spec.width}",
+        bundle=str(bundle), provider=engine.provider, io_binding=engine.io_binding, input=f"{spec.height}x{spec.width}",
         gflops_per_frame=flops, latency_ms={"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2])},
         throughput_fps=throughput, gflops_per_s={b: (flops or 0.0) * fps for b, fps in throughput.items()},
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -197,6 +197,7 @@ def run(
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display, only the summary")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="keep optimised graphs / TensorRT engines here between starts")] = None,
+    io_binding: Annotated[Optional[bool], typer.Option("--io-binding/--no-io-binding", help="bind frames to device buffers (default: on GPU providers)")] = None,
 ) -> None:
     """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
     with user_errors():
@@ -205,7 +206,8 @@ def run(
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         if batch < 1 or stride < 1 or (rate is not None and rate <= 0):
             raise EdgeftError("--batch and --stride must be at least 1, and --rate positive")
-        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, cache_dir=cache_dir)
+        engine = Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, cache_dir=cache_dir,
+                             io_binding=io_binding)
         options = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
                                 cameras=_names(cameras), correction=correction)
         sources = []
@@ -441,6 +443,7 @@ def bench_command(
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads")] = None,
     runs: Annotated[int, typer.Option(help="timed runs at batch 1 (fewer at larger batches)")] = 30,
     batches: Annotated[str, typer.Option(help="batch sizes for throughput")] = "1,8,32",
+    io_binding: Annotated[Optional[bool], typer.Option("--io-binding/--no-io-binding", help="bind frames to device buffers (default: on GPU providers)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Latency, throughput, memory, cold start and achieved GFLOP/s of a bundle on this machine."""
@@ -450,11 +453,12 @@ def bench_command(
         sizes = tuple(int(b) for b in _names(batches))
         if runs < 1 or not sizes or min(sizes) < 1:
             raise EdgeftError("--runs and every --batches size must be at least 1")
-        result = bench(bundle, device, threads, runs, batches=sizes)
+        result = bench(bundle, device, threads, runs, batches=sizes, io_binding=io_binding)
         if json_out:
             print(result.to_json())
             return
-        table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider})", title_justify="left")
+        table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider}"
+                      f"{', IO binding' if result.io_binding else ''})", title_justify="left")
         lat, cold = result.latency_ms, result.cold_start_s
         table.add_row("latency b1", f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms")
         for size, fps in result.throughput_fps.items():

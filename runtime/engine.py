@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from .binding import BoundRunner, wants_binding
 from .bundle import Bundle, load_bundle
 from .errors import BundleError, FrameError, ProviderError
 from .manifest import Manifest
@@ -31,6 +32,7 @@ class EngineConfig:
     threads: int | None = None  # intra-op threads; None lets onnxruntime use every core
     strict: bool = False  # raise instead of falling back when the asked device is not the one running
     cache_dir: Path | None = None  # keep optimised graphs (and TensorRT engines) here between starts
+    io_binding: bool | None = None  # None: bind inputs/outputs to device buffers exactly on GPU providers
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,18 @@ class Engine:
         self.provider: str = self.session.get_providers()[0]
         self._input_name = self.manifest.input.name
         self._output_names = [o.name for o in self.manifest.outputs]
+        self.io_binding = wants_binding(self.provider, config.io_binding)
+        self._infer = (BoundRunner(self.session, self._input_name, self._output_names, self.provider)
+                       if self.io_binding else self._plain_run)
         log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, strict: bool = False,
-             cache_dir: str | Path | None = None) -> Engine:
+             cache_dir: str | Path | None = None, io_binding: bool | None = None) -> Engine:
         """Verify and open the bundle folder at `path` (manifest schema + model sha256)."""
         cache = Path(cache_dir) if cache_dir is not None else None
-        return cls(load_bundle(path), EngineConfig(device=device, threads=threads, strict=strict, cache_dir=cache))
+        config = EngineConfig(device=device, threads=threads, strict=strict, cache_dir=cache, io_binding=io_binding)
+        return cls(load_bundle(path), config)
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray]) -> Prediction:
         """Run BGR uint8 frame(s) of any size; one H x W x C frame in gives unbatched outputs."""
@@ -80,9 +86,11 @@ class Engine:
                 f"batch must be uint8 N x {spec.height} x {spec.width} x 3, got {batch.dtype} {batch.shape}"
             )
         if spec.batch is None or len(batch) == spec.batch:
-            values = self.session.run(self._output_names, {self._input_name: batch})
-            return dict(zip(self._output_names, values))
+            return dict(zip(self._output_names, self._infer(batch)))
         return self._run_static(batch, spec.batch)
+
+    def _plain_run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self._output_names, {self._input_name: batch})
 
     def _run_static(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
         """A static-batch graph takes exactly `size` frames: chunk, zero-pad the last, trim."""
@@ -91,7 +99,7 @@ class Engine:
             chunk = batch[start : start + size]
             padded = np.zeros((size, *batch.shape[1:]), np.uint8)
             padded[: len(chunk)] = chunk
-            values = self.session.run(self._output_names, {self._input_name: padded})
+            values = self._infer(padded)
             for part, value in zip(parts, values):
                 part.append(value[: len(chunk)])
         return {name: np.concatenate(part) for name, part in zip(self._output_names, parts)}

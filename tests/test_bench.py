@@ -33,11 +33,11 @@ def test_conv_flops_are_two_macs_per_output_element(groups) -> None:
 
 def test_bench_json_has_every_figure(tmp_path) -> None:
     bundle = write_tiny_bundle(tmp_path / "tiny")
-    proc = subprocess.run([sys.executable, "-m", "edgeft", "bench", str(bundle), "--runs", "5", "--batches", "1,4", "--json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "edgeft", "bench", str(bundle), "--runs", "5", "--batches", "1,4", "--json",
+                           "--io-binding"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["provider"] == "CPUExecutionProvider" and result["input"] == "8x12"
+    assert result["provider"] == "CPUExecutionProvider" and result["input"] == "8x12" and result["io_binding"] is True
     assert set(result["throughput_fps"]) == {"1", "4"} and all(v > 0 for v in result["throughput_fps"].values())
     assert result["gflops_per_frame"] == pytest.approx(2 * 3 * 2 / 1e9)  # the 3x2 MatMul
     assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]

@@ -135,3 +135,33 @@ def test_tensorrt_options_enable_fp16_and_an_engine_cache_keyed_by_model_and_run
     assert options["trt_engine_cache_path"] == str(tmp_path / f"trt-{'ab' * 12}-ort{ort.__version__}")
     assert provider_options("CPUExecutionProvider", "ab" * 32, tmp_path) == {}
     assert "trt_engine_cache_path" not in provider_options("TensorrtExecutionProvider", "ab" * 32, None)
+
+
+def test_io_binding_gives_the_same_outputs_as_plain_runs(tmp_path) -> None:
+    """Bound runs (device buffers reused per batch shape and thread) must match session.run, hand
+    back arrays a later call does not overwrite, and stay correct from several threads."""
+    rng = np.random.default_rng(1)
+    for batch in (None, 4):  # dynamic, and static with padding of the last chunk
+        bundle = write_tiny_bundle(tmp_path / f"b{batch}", batch=batch)
+        plain, bound = Engine.load(bundle), Engine.load(bundle, io_binding=True)
+        assert (plain.io_binding, bound.io_binding) == (False, True)
+        batches = [rng.integers(0, 256, (n, 8, 12, 3), dtype=np.uint8) for n in (1, 3, 3, 6, 1)]
+        first = bound.run(batches[0])["features"]
+        kept = first.copy()
+        for frames in batches:
+            ours, theirs = bound.run(frames), plain.run(frames)
+            for name in theirs:
+                np.testing.assert_array_equal(ours[name], theirs[name])
+        np.testing.assert_array_equal(first, kept)
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(lambda f: bound.run(f)["features"], batches * 4))
+        for frames, got in zip(batches * 4, threaded):
+            np.testing.assert_array_equal(got, plain.run(frames)["features"])
+
+
+def test_io_binding_is_on_exactly_for_gpu_providers_unless_asked() -> None:
+    from edgeft.runtime.binding import wants_binding
+
+    assert wants_binding("CUDAExecutionProvider", None) and wants_binding("TensorrtExecutionProvider", None)
+    assert not wants_binding("CPUExecutionProvider", None)
+    assert wants_binding("CPUExecutionProvider", True) and not wants_binding("CUDAExecutionProvider", False)
