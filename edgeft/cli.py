@@ -122,11 +122,14 @@ def export(
     calib_frames: Annotated[int, typer.Option(help="frames to calibrate on (as many again + half are needed)")] = 64,
     int8_min_cosine: Annotated[float, typer.Option(help="refuse the INT8 bundle below this mean feature cosine vs FP32")] = 0.99,
     int8_min_top1: Annotated[float, typer.Option(help="refuse below this top-1 agreement vs FP32 (classifiers)")] = 0.95,
+    fp16: Annotated[bool, typer.Option(help="convert to FP16 for GPUs, checked against FP32 (on a GPU if there is one)")] = False,
+    fp16_min_cosine: Annotated[float, typer.Option(help="refuse the FP16 bundle below this mean feature cosine vs FP32")] = 0.999,
 ) -> None:
     """Export BACKBONE (+ optional head) to a verified ONNX bundle under models/."""
     with user_errors():
         _export_available()
         from edgeft.export.exporter import ExportConfig, export_bundle, parse_input_size
+        from edgeft.export.fp16 import Fp16Config
         from edgeft.export.quantize import Int8Config
 
         if int8 != (calib is not None):
@@ -137,6 +140,7 @@ def export(
             head=head, labels=labels, task=task, batch=batch, opset=opset, name=name, models_dir=models_dir,
             force=force, tolerance=tolerance, trust_h5=trust_h5, seed=seed, cam=cam,
             int8=Int8Config(calib, calib_frames, max(8, calib_frames // 2), int8_min_cosine, int8_min_top1) if int8 else None,
+            fp16=Fp16Config(fp16_min_cosine) if fp16 else None,
         )
         result = export_bundle(config, say=lambda step: err.print(f"[dim]· {step}[/]"))
         stdout.print(f"[green]wrote[/] {result.path}")
@@ -524,10 +528,12 @@ def _print_manifest(path: Path) -> None:
         ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
                    + f" (tolerance {m.parity_tolerance:g})"),
         ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…"
-                  + (f", {m.quantization.method}" if m.quantization else ", fp32")),
+                  + (f", {m.quantization.method}" if m.quantization else f", {m.precision}")),
         *([("int8", f"calibrated on {m.quantization.calibration_frames} frames of {m.quantization.calibration_source}; vs FP32 on "
-                    f"{m.quantization.holdout_frames} held out: " + ", ".join(f"{k} {v:.4f}" for k, v in m.quantization.agreement.items()))]
+                    f"{m.quantization.holdout_frames} held out: " + _agreement(m.quantization.agreement))]
           if m.quantization else []),
+        *([("fp16", f"vs FP32 on {m.fp16.probe_frames} probes, FP16 graph on {m.fp16.checked_on}: " + _agreement(m.fp16.agreement)
+                    + "; FP16 storage emulated on CPU: " + _agreement(m.fp16.storage_emulation))] if m.fp16 else []),
         ("versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())),
         ("created", m.created),
     ]
@@ -538,3 +544,7 @@ def _print_manifest(path: Path) -> None:
 
 def _shape(shape: tuple) -> str:
     return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
+
+
+def _agreement(agreement: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in agreement.items())

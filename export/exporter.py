@@ -57,6 +57,7 @@ class ExportConfig:
     seed: int = 0
     cam: bool = False  # add class activation maps as a graph output (GAP + dense heads)
     int8: object | None = None  # an Int8Config: quantize after the FP32 parity proof
+    fp16: object | None = None  # an Fp16Config: convert for GPUs after the FP32 parity proof
 
 
 @dataclass
@@ -79,6 +80,7 @@ def default_name(config: ExportConfig) -> str:
     base = Path(config.backbone).stem if _is_file(config.backbone) else config.backbone
     parts = [base, config.cut] if config.cut else [base]
     parts += ["int8"] if config.int8 is not None else []
+    parts += ["fp16"] if config.fp16 is not None else []
     return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts).lower())
 
 
@@ -140,7 +142,8 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
 
     engine = Engine(Bundle(dest, manifest, model_bytes), EngineConfig(device="cpu"))
     reference = _keras_reference(features, head, build.head_outputs(head) if head else [], spec, preprocess, cam)
-    parity = measure_parity(engine, reference, probe_frames(height, width, config.seed))
+    probes = probe_frames(height, width, config.seed)
+    parity = measure_parity(engine, reference, probes)
     bad = failures(parity, config.tolerance)
     if bad:
         raise ExportError(f"parity check failed (tolerance {config.tolerance:g}): {'; '.join(bad)}; no bundle written")
@@ -149,8 +152,14 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
         say(f"quantizing to INT8, calibrated on {config.int8.calib}")
         from .quantize import quantize
 
-        model_bytes, quantization = quantize(model_bytes, manifest.input, [o.name for o in outputs], task, config.int8)
+        model_bytes, quantization = quantize(model_bytes, manifest, config.int8)
         manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
+    if config.fp16 is not None:
+        say("converting to FP16 and checking it against FP32")
+        from .fp16 import convert
+
+        model_bytes, half = convert(model_bytes, manifest, probes, config.fp16)
+        manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), fp16=half)
 
     write_bundle(dest, model_bytes, manifest, config.force)
     return ExportResult(dest, manifest)
@@ -209,6 +218,8 @@ def precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
         raise ExportError("--cam needs --pooling none: class activation maps are drawn from the feature map")
     if config.labels is not None and config.head is None:
         raise ExportError("--labels needs --head: labels name the head's classes")
+    if config.int8 is not None and config.fp16 is not None:
+        raise ExportError("--int8 and --fp16 exclude each other: INT8 is for CPUs, FP16 for GPUs")
     labels = _read_labels(config.labels) if config.labels else []
     return spec, labels
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from edgeft.runtime.manifest import InputSpec, Quantization
+from edgeft.runtime.manifest import InputSpec, Manifest, Quantization
 from edgeft.runtime.preprocess import prepare_batch
 from edgeft.runtime.sources import open_source
 
+from .agreement import measure_agreement, shortfalls
 from .errors import ExportError
 
 
@@ -52,17 +52,19 @@ def calibration_frames(spec: InputSpec, config: Int8Config) -> np.ndarray:
     return prepare_batch([frames[i] for i in order], spec)
 
 
-def quantize(model_bytes: bytes, spec: InputSpec, outputs: list[str], task: str, config: Int8Config) -> tuple[bytes, Quantization]:
+def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization]:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    spec = manifest.input
     frames = calibration_frames(spec, config)
     calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
+    step = spec.batch or 1  # a static-batch graph takes exactly its batch
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter(calib[i : i + 1] for i in range(len(calib)))
+            self._batches = iter(calib[i : i + step] for i in range(0, len(calib) - step + 1, step))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._batches, None)
@@ -77,31 +79,10 @@ def quantize(model_bytes: bytes, spec: InputSpec, outputs: list[str], task: str,
                         reduce_range=config.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=heads)
         int8_bytes = int8.read_bytes()
-    agreement = measure_agreement(model_bytes, int8_bytes, spec, outputs, task, holdout)
+    agreement = measure_agreement(model_bytes, int8_bytes, manifest, holdout)
     report = Quantization("int8-qdq-per-channel", config.calib, len(calib), len(holdout), agreement)
-    low = []
-    if agreement["feature_cosine_mean"] < config.min_cosine:
-        low.append(f"feature cosine {agreement['feature_cosine_mean']:.4f} < {config.min_cosine}")
-    if "top1_agreement" in agreement and agreement["top1_agreement"] < config.min_top1:
-        low.append(f"top-1 agreement {agreement['top1_agreement']:.3f} < {config.min_top1}")
+    low = shortfalls(agreement, config.min_cosine, config.min_top1)
     if low:
         raise ExportError(f"INT8 model disagrees with FP32 on held-out frames ({'; '.join(low)}); no bundle written "
                           "(more or more varied --calib frames, or lower --int8-min-cosine)")
     return int8_bytes, report
-
-
-def measure_agreement(fp32: bytes, int8: bytes, spec: InputSpec, outputs: list[str], task: str, frames: np.ndarray) -> dict[str, float]:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    sessions = [ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]) for m in (fp32, int8)]
-    ref, got = ([s.run(outputs, {spec.name: frames[i : i + 1]}) for i in range(len(frames))] for s in sessions)
-    ref_out = {name: np.concatenate([r[k] for r in ref]) for k, name in enumerate(outputs)}
-    got_out = {name: np.concatenate([g[k] for g in got]) for k, name in enumerate(outputs)}
-    a, b = ref_out["features"].reshape(len(frames), -1), got_out["features"].reshape(len(frames), -1)
-    cosine = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
-    result = {"feature_cosine_mean": float(cosine.mean()), "feature_cosine_min": float(cosine.min())}
-    if "prediction" in ref_out:
-        result["prediction_max_abs_error"] = float(np.abs(ref_out["prediction"] - got_out["prediction"]).max())
-        if task == "classification":
-            result["top1_agreement"] = float((ref_out["prediction"].argmax(-1) == got_out["prediction"].argmax(-1)).mean())
-    return result

@@ -93,6 +93,17 @@ class Quantization:
 
 
 @dataclass(frozen=True)
+class HalfPrecision:
+    """An FP16 bundle (for GPUs): how it was converted and how closely it agrees with its FP32 model."""
+
+    method: str
+    checked_on: str  # the device that ran the FP16 graph for `agreement`: cuda, or cpu (no GPU at export)
+    probe_frames: int
+    agreement: dict[str, float]  # the FP16 graph vs FP32 (on a CPU: weight rounding only)
+    storage_emulation: dict[str, float]  # FP32 graph with FP16 weights and FP16-rounded activations vs FP32
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     task: Task
@@ -108,9 +119,14 @@ class Manifest:
     created: str
     head: HeadInfo | None = None
     labels: tuple[str, ...] = ()
-    quantization: Quantization | None = None  # None: FP32, the model the parity proof checked
+    quantization: Quantization | None = None  # INT8; None and fp16 None: FP32, the model the parity proof checked
+    fp16: HalfPrecision | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.quantization else "fp16" if self.fp16 else "fp32"
 
     def output(self, role: str) -> OutputSpec | None:
         """The first output with this role, or None."""
@@ -191,6 +207,8 @@ def _check_consistency(m: Manifest, origin: str) -> None:
         raise BundleError(f"{origin}: input.color_order must be RGB or BGR")
     if min(m.input.height, m.input.width) < 1 or (m.input.batch is not None and m.input.batch < 1):
         raise BundleError(f"{origin}: input height, width and batch must be positive")
+    if m.quantization is not None and m.fp16 is not None:
+        raise BundleError(f"{origin}: a bundle is INT8 (quantization) or FP16 (fp16), not both")
     if not m.outputs or m.output("features") is None:
         raise BundleError(f"{origin}: outputs must include one with role 'features'")
     if len({o.name for o in m.outputs}) != len(m.outputs):

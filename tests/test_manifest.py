@@ -63,6 +63,9 @@ def mutate(edit) -> str:
         (lambda d: d["input"].update(dtype="float32"), "input must be uint8 NHWC"),
         (lambda d: d.update(outputs=[]), "role 'features'"),
         (lambda d: d["parity"][0].update(max_rel="tiny"), "parity[0].max_rel"),
+        (lambda d: d.update(quantization=dict(method="q", calibration_source="v", calibration_frames=1, holdout_frames=1, agreement={}),
+                            fp16=dict(method="h", checked_on="cpu", probe_frames=1, agreement={}, storage_emulation={})),
+         "INT8 \\(quantization\\) or FP16 \\(fp16\\), not both"),
     ],
 )
 def test_malformed_manifest_is_refused_naming_the_field(edit, message) -> None:

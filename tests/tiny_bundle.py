@@ -17,7 +17,8 @@ HEIGHT, WIDTH = 8, 12
 WEIGHTS = np.array([[1.0, -1.0], [0.0, 0.0], [-1.0, 1.0]], np.float32) / 64  # R vs B decides the class
 
 
-def build_model_bytes(batch: int | None = None) -> bytes:
+def build_model_bytes(batch: int | None = None, gain: float = 1.0) -> bytes:
+    """`gain` scales the pixels up and back down: exact in FP32, past FP16's range above ~257."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -25,12 +26,15 @@ def build_model_bytes(batch: int | None = None) -> bytes:
     features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch or "N", 3])
     prediction = helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [batch or "N", 2])
     nodes = [
-        helper.make_node("Cast", ["image"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["image"], ["pixels"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["pixels", "gain"], ["scaled"]),
+        helper.make_node("Div", ["scaled", "gain"], ["x"]),
         helper.make_node("ReduceMean", ["x"], ["features"], axes=[1, 2], keepdims=0),
         helper.make_node("MatMul", ["features", "w"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["prediction"], axis=-1),
     ]
-    inits = [helper.make_tensor("w", TensorProto.FLOAT, [3, 2], WEIGHTS.reshape(-1).tolist())]
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [3, 2], WEIGHTS.reshape(-1).tolist()),
+             helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])]
     graph = helper.make_graph(nodes, "tiny", [image], [features, prediction], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
