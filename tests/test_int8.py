@@ -50,3 +50,13 @@ def test_int8_threshold_and_bad_calibration_write_nothing(tmp_path, hed_weights,
     alone = edgeft("export", *common, cwd=tmp_path)
     assert alone.returncode == 1 and "--int8 and --calib go together" in alone.stderr
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_int8_static_batch_bundle_calibrates_in_its_batch(tmp_path, hed_weights, carphone) -> None:
+    """A --batch 4 graph takes exactly 4 frames: calibration and the agreement check feed it so."""
+    proc = edgeft("export", "VGG16", "--weights", hed_weights, "--input-size", 64, "--batch", 4, "--int8", "--calib", carphone,
+                  "--calib-frames", 32, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    engine = Engine.load(tmp_path / "models" / "vgg16-int8")
+    assert engine.manifest.quantization.agreement["feature_cosine_mean"] >= 0.99
+    assert engine.predict([np.zeros((64, 64, 3), np.uint8)] * 6)["features"].shape == (6, 512)
