@@ -13,18 +13,20 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"  # exported bundles and videos for benchmarks (git-ignored)
 
 
-def ensure_bundle(backbone: str, size: int, weights: str = "none") -> Path:
-    """Export `backbone` at `size` into benchmarks/.work/models once; reuse it afterwards."""
+def ensure_bundle(backbone: str, size: int, weights: str = "none", fp16: bool = False) -> Path:
+    """Export `backbone` at `size` (FP32, or FP16) into benchmarks/.work/models once; reuse it afterwards."""
     from edgeft.export.quiet import native_stderr_muted
 
     with native_stderr_muted():
         import tensorflow  # noqa: F401 - its native start-up log, muted
     from edgeft.export.exporter import ExportConfig, export_bundle
+    from edgeft.export.fp16 import Fp16Config
 
-    name = f"{backbone.lower()}-{size}" + ("" if weights == "none" else "-real")
+    name = f"{backbone.lower()}-{size}" + ("" if weights == "none" else "-real") + ("-fp16" if fp16 else "")
     path = WORK / "models" / name
     if not path.exists():
-        export_bundle(ExportConfig(backbone, weights=weights, input_size=(size, size), name=name, models_dir=WORK / "models"))
+        export_bundle(ExportConfig(backbone, weights=weights, input_size=(size, size), name=name, models_dir=WORK / "models",
+                                   fp16=Fp16Config() if fp16 else None))
     return path
 
 

@@ -547,4 +547,4 @@ def _shape(shape: tuple) -> str:
 
 
 def _agreement(agreement: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in agreement.items())
+    return ", ".join(f"{k} {v:.6f}" for k, v in agreement.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,7 @@ def test_fp16_export_writes_a_checked_bundle_and_refuses_int8_with_it(tmp_path, 
     assert half["agreement"]["feature_cosine_mean"] > 0.999 and half["storage_emulation"]["feature_cosine_mean"] > 0.999
     engine = Engine.load(bundle)
     assert engine.manifest.precision == "fp16" and engine.predict(np.zeros((48, 64, 3), np.uint8))["features"].dtype == np.float32
-    assert "fp16" in edgeft("inspect", bundle, cwd=tmp_path).stdout
+    shown = edgeft("inspect", bundle, cwd=tmp_path, env={**os.environ, "COLUMNS": "300"}).stdout
+    assert "FP16 graph on cpu: feature_cosine_mean" in shown and "FP16 storage emulated on CPU: feature_cosine_mean" in shown
     both = edgeft("export", *common, "--fp16", "--int8", "--calib", hed_weights, "--name", "x", cwd=tmp_path)
     assert both.returncode == 1 and "--int8 and --fp16 exclude each other" in both.stderr
