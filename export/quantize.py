@@ -6,7 +6,7 @@ see. Agreement with the FP32 model is measured on held-out frames of the same so
 recorded; below the user's threshold nothing is written. Dynamic quantization is not offered:
 it is several times slower than FP32 for CNNs on CPUs. The dense head (Gemm/MatMul) stays FP32:
 it costs nothing next to the backbone, and quantizing a 1-unit regression output collapsed it to
-its bias in our measurements.
+its bias in our measurements. Average pools become depthwise convolutions first (pooling.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from edgeft.runtime.sources import open_source
 
 from .agreement import measure_agreement, shortfalls
 from .errors import ExportError
+from .pooling import pools_as_convolutions
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tupl
         fp32, prepared, int8 = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "int8.onnx"))
         fp32.write_bytes(model_bytes)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        heads = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
+        model = pools_as_convolutions(onnx.load(str(prepared)))  # QLinearAveragePool is a slow scalar kernel
+        onnx.save(model, str(prepared))
+        heads = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
         quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=config.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=heads)
