@@ -60,3 +60,17 @@ def test_int8_static_batch_bundle_calibrates_in_its_batch(tmp_path, hed_weights,
     engine = Engine.load(tmp_path / "models" / "vgg16-int8")
     assert engine.manifest.quantization.agreement["feature_cosine_mean"] >= 0.99
     assert engine.predict([np.zeros((64, 64, 3), np.uint8)] * 6)["features"].shape == (6, 512)
+
+
+def test_inception_int8_has_no_average_pool_left(tmp_path, carphone) -> None:
+    """InceptionV3's 'same' average pools go in as depthwise convolutions (QLinearAveragePool is slow)."""
+    proc = edgeft("export", "InceptionV3", "--weights", "none", "--input-size", 75, "--int8", "--calib", carphone,
+                  "--calib-frames", 32, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bundle = tmp_path / "models" / "inceptionv3-int8"
+    import onnx
+
+    nodes = onnx.load(str(bundle / "model.onnx")).graph.node
+    assert not any(n.op_type == "AveragePool" for n in nodes)
+    assert sum(n.name.endswith("/depthwise") for n in nodes if n.op_type == "Conv") == 9
+    assert Engine.load(bundle).manifest.quantization.agreement["feature_cosine_mean"] >= 0.99
