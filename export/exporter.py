@@ -144,6 +144,7 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
     reference = _keras_reference(features, head, build.head_outputs(head) if head else [], spec, preprocess, cam)
     probes = probe_frames(height, width, config.seed)
     parity = measure_parity(engine, reference, probes)
+    del engine  # its session would sit beside the INT8 / FP16 checks' sessions
     bad = failures(parity, config.tolerance)
     if bad:
         raise ExportError(f"parity check failed (tolerance {config.tolerance:g}): {'; '.join(bad)}; no bundle written")

@@ -21,7 +21,7 @@ import numpy as np
 from edgeft.runtime.manifest import HalfPrecision, Manifest
 from edgeft.runtime.providers import provider_loads
 
-from .agreement import measure_agreement, shortfalls
+from .agreement import compare, run_model, shortfalls
 from .errors import ExportError
 
 FP16_MAX = float(np.finfo(np.float16).max)
@@ -70,8 +70,9 @@ def convert(model_bytes: bytes, manifest: Manifest, frames: np.ndarray, config: 
     """FP16 bytes and their record, or ExportError when either check falls below the thresholds."""
     half = to_fp16(model_bytes)
     device = "cuda" if provider_loads("cuda") else "cpu"  # check it where it will run, if here
-    agreement = measure_agreement(model_bytes, half, manifest, frames, device)
-    emulated = measure_agreement(model_bytes, emulate_fp16_storage(model_bytes), manifest, frames)
+    reference = run_model(model_bytes, manifest, frames)
+    agreement = compare(reference, run_model(half, manifest, frames, device), manifest.task)
+    emulated = compare(reference, run_model(emulate_fp16_storage(model_bytes), manifest, frames), manifest.task)
     record = HalfPrecision("onnxruntime float16 converter, uint8 input and FP32 outputs kept", device, len(frames),
                            agreement, emulated)
     low = [f"{label}: {problem}" for label, result in (("FP16 graph", agreement), ("FP16 storage emulation", emulated))
