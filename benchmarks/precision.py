@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,11 @@ def latencies(bundles: dict[bool, Path], device: str, runs: int, rounds: int = 5
     for _ in range(rounds):
         for label, half, binding in ARMS:
             engine = Engine.load(bundles[half], device=device, io_binding=binding)
-            timed(lambda: engine.run(frame), 3)
-            samples[label] += timed(lambda: engine.run(frame), runs)
+            run = partial(engine.run, frame)
+            timed(run, 3)
+            samples[label] += timed(run, runs)
             provider = engine.provider
-            del engine
+            del engine, run
     return {label: float(np.median(values)) for label, values in samples.items()}, provider
 
 
