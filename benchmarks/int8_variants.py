@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,52 +24,26 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ensure_bundle, timed, video_720p  # noqa: E402
 from edgeft.export.agreement import compare, run_model  # noqa: E402
-from edgeft.export.pooling import pools_as_convolutions  # noqa: E402
-from edgeft.export.quantize import Int8Config, calibration_frames  # noqa: E402
+from edgeft.export.quantize import Int8Config, QdqSettings, calibration_frames, quantize_graph  # noqa: E402
 from edgeft.offline import DEEPSORT_MOBILENETV2  # noqa: E402
 from edgeft.runtime import read_manifest  # noqa: E402
 
-EDGEFT = dict(quant_format="QDQ", per_channel=True, reduce_range=True, activation_type="QUInt8", weight_type="QInt8")
-VARIANTS = {  # name: (rewrite pools, leave depthwise convolutions FP32, quantize_static arguments)
-    "edgeft": (True, False, EDGEFT),
-    "pools kept": (False, False, EDGEFT),
-    "QOperator": (True, False, {**EDGEFT, "quant_format": "QOperator"}),
-    "per-tensor weights": (True, False, {**EDGEFT, "per_channel": False}),
-    "8-bit weights": (True, False, {**EDGEFT, "reduce_range": False}),
-    "U8U8": (True, False, {**EDGEFT, "weight_type": "QUInt8"}),
-    "S8S8": (True, False, {**EDGEFT, "activation_type": "QInt8"}),
-    "depthwise FP32": (True, True, EDGEFT),
+EDGEFT = QdqSettings()
+VARIANTS = {  # name: (settings, leave depthwise convolutions FP32)
+    "edgeft": (EDGEFT, False),
+    "pools kept": (replace(EDGEFT, rewrite_pools=False), False),
+    "QOperator": (replace(EDGEFT, quant_format="QOperator"), False),
+    "per-tensor weights": (replace(EDGEFT, per_channel=False), False),
+    "8-bit weights": (replace(EDGEFT, reduce_range=False), False),
+    "U8U8": (replace(EDGEFT, weight_type="QUInt8"), False),
+    "S8S8": (replace(EDGEFT, activation_type="QInt8"), False),
+    "depthwise FP32": (EDGEFT, True),
 }
 PROFILED = ("pools kept", "edgeft")
 
 
-def quantize(prepared: Path, out: Path, calib: np.ndarray, input_name: str, rewrite: bool, keep_depthwise: bool,
-             args: dict) -> bytes:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    model = onnx.load(str(prepared))
-    if rewrite:
-        model = pools_as_convolutions(model)
-    source = out.with_suffix(".in.onnx")
-    onnx.save(model, str(source))
-    exclude = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
-    if keep_depthwise:
-        exclude += [n.name for n in model.graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._frames = iter(calib[i : i + 1] for i in range(len(calib)))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            frame = next(self._frames, None)
-            return None if frame is None else {input_name: frame}
-
-    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat[args["quant_format"]],
-                    per_channel=args["per_channel"], reduce_range=args["reduce_range"],
-                    activation_type=QuantType[args["activation_type"]], weight_type=QuantType[args["weight_type"]],
-                    nodes_to_exclude=exclude)
-    return out.read_bytes()
+def depthwise(node) -> bool:
+    return node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
 
 
 def throughput(model: bytes, batch: np.ndarray, input_name: str, runs: int = 8) -> float:
@@ -78,7 +53,7 @@ def throughput(model: bytes, batch: np.ndarray, input_name: str, runs: int = 8) 
 
 
 def op_profile(model: bytes, batch: np.ndarray, input_name: str, folder: Path) -> Counter:
-    """Milliseconds per operator type over 5 batch runs."""
+    """Milliseconds per operator type, averaged over 6 batch runs."""
     options = ort.SessionOptions()
     options.enable_profiling, options.profile_file_prefix = True, str(folder / "profile")
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -93,8 +68,6 @@ def op_profile(model: bytes, batch: np.ndarray, input_name: str, folder: Path) -
 
 
 def study(name: str, size: int, weights: str, rounds: int) -> None:
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     bundle = ensure_bundle(name, size, weights)
     manifest = read_manifest(bundle)
     spec = manifest.input
@@ -102,23 +75,21 @@ def study(name: str, size: int, weights: str, rounds: int) -> None:
     calib, holdout, batch = frames[:64], frames[64:96], frames[:8]
     fp32 = (bundle / "model.onnx").read_bytes()
     reference = run_model(fp32, manifest, holdout)
+    models = {v: quantize_graph(fp32, calib, spec, settings, depthwise if fp32_depthwise else lambda node: False)
+              for v, (settings, fp32_depthwise) in VARIANTS.items()}
+    cosine = {v: compare(reference, run_model(m, manifest, holdout), manifest.task)["feature_cosine_mean"] for v, m in models.items()}
+    ratios: dict[str, list[float]] = {v: [] for v in models}
+    for _ in range(rounds):
+        for variant, model in models.items():
+            ratios[variant].append(throughput(model, batch, spec.name) / throughput(fp32, batch, spec.name))
+    print(f"\n{name} {size} ({'random' if weights == 'none' else 'real'} weights): INT8 / FP32 throughput at batch 8, "
+          f"median of {rounds} rounds\n")
+    print("| variant | INT8 / FP32 | feature cosine |\n|---|---|---|")
+    for variant in models:
+        print(f"| {variant} | {np.median(ratios[variant]):.2f}× | {cosine[variant]:.4f} |")
+    arms = {"FP32": fp32, **{f"INT8 {v}": models[v] for v in PROFILED}}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        prepared = work / "prepared.onnx"
-        quant_pre_process(str(bundle / "model.onnx"), str(prepared), skip_symbolic_shape=True)
-        models = {v: quantize(prepared, work / f"{i}.onnx", calib, spec.name, *VARIANTS[v]) for i, v in enumerate(VARIANTS)}
-        cosine = {v: compare(reference, run_model(m, manifest, holdout), manifest.task)["feature_cosine_mean"] for v, m in models.items()}
-        ratios: dict[str, list[float]] = {v: [] for v in models}
-        for _ in range(rounds):
-            for variant, model in models.items():
-                ratios[variant].append(throughput(model, batch, spec.name) / throughput(fp32, batch, spec.name))
-        print(f"\n{name} {size} ({'random' if weights == 'none' else 'real'} weights): INT8 / FP32 throughput at batch 8, "
-              f"median of {rounds} rounds\n")
-        print("| variant | INT8 / FP32 | feature cosine |\n|---|---|---|")
-        for variant in models:
-            print(f"| {variant} | {np.median(ratios[variant]):.2f}× | {cosine[variant]:.4f} |")
-        arms = {"FP32": fp32, **{f"INT8 {v}": models[v] for v in PROFILED}}
-        profiles = {arm: op_profile(model, batch, spec.name, work) for arm, model in arms.items()}
+        profiles = {arm: op_profile(model, batch, spec.name, Path(tmp)) for arm, model in arms.items()}
     ops = sorted({op for p in profiles.values() for op in p}, key=lambda op: -max(p[op] for p in profiles.values()))[:8]
     print(f"\nbatch-8 time by operator, ms (share):\n\n| op | {' | '.join(arms)} |\n|---|{'---|' * len(arms)}")
     for op in ops:

@@ -12,8 +12,10 @@ its bias in our measurements. Average pools become depthwise convolutions first 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,14 +55,27 @@ def calibration_frames(spec: InputSpec, config: Int8Config) -> np.ndarray:
     return prepare_batch([frames[i] for i in order], spec)
 
 
-def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization]:
+@dataclass(frozen=True)
+class QdqSettings:
+    """How the graph is quantized: export's choices (measured best here; benchmarks/int8_variants.py
+    varies one at a time)."""
+
+    quant_format: str = "QDQ"  # or QOperator
+    per_channel: bool = True
+    reduce_range: bool = True
+    activation_type: str = "QUInt8"
+    weight_type: str = "QInt8"
+    rewrite_pools: bool = True  # QLinearAveragePool is a slow scalar kernel: pools go in as depthwise convolutions
+
+
+def quantize_graph(model_bytes: bytes, calib: np.ndarray, spec: InputSpec, settings: QdqSettings = QdqSettings(),
+                   keep_fp32: Callable[[Any], bool] = lambda node: False) -> bytes:
+    """Static quantization calibrated on `calib` (model-ready frames). Dense heads (Gemm/MatMul)
+    and nodes for which `keep_fp32` is true stay FP32."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    spec = manifest.input
-    frames = calibration_frames(spec, config)
-    calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
     step = spec.batch or 1  # a static-batch graph takes exactly its batch
 
     class Reader(CalibrationDataReader):
@@ -75,13 +90,22 @@ def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tupl
         fp32, prepared, int8 = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "int8.onnx"))
         fp32.write_bytes(model_bytes)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        model = pools_as_convolutions(onnx.load(str(prepared)))  # QLinearAveragePool is a slow scalar kernel
+        model = onnx.load(str(prepared))
+        if settings.rewrite_pools:
+            model = pools_as_convolutions(model)
         onnx.save(model, str(prepared))
-        heads = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
-        quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=config.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=heads)
-        int8_bytes = int8.read_bytes()
+        excluded = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul") or keep_fp32(n)]
+        quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat[settings.quant_format],
+                        per_channel=settings.per_channel, reduce_range=settings.reduce_range,
+                        activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
+                        nodes_to_exclude=excluded)
+        return int8.read_bytes()
+
+
+def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization]:
+    frames = calibration_frames(manifest.input, config)
+    calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
+    int8_bytes = quantize_graph(model_bytes, calib, manifest.input, QdqSettings(reduce_range=config.reduce_range))
     agreement = measure_agreement(model_bytes, int8_bytes, manifest, holdout)
     report = Quantization("int8-qdq-per-channel", config.calib, len(calib), len(holdout), agreement)
     low = shortfalls(agreement, config.min_cosine, config.min_top1)

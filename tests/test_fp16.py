@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgeft.runtime import Engine
-from edgeft.runtime.bundle import Bundle
-from edgeft.runtime.engine import EngineConfig
 from edgeft.runtime.manifest import Manifest
 
 from helpers import edgeft
@@ -19,6 +16,7 @@ from helpers import edgeft
 onnx = pytest.importorskip("onnx", reason="FP16 conversion needs the onnx package (export extra)")
 from tiny_bundle import HEIGHT, WIDTH, build_model_bytes, write_tiny_bundle  # noqa: E402
 
+from edgeft.export.agreement import run_model  # noqa: E402
 from edgeft.export.errors import ExportError  # noqa: E402
 from edgeft.export.fp16 import Fp16Config, convert, emulate_fp16_storage, to_fp16  # noqa: E402
 
@@ -39,8 +37,7 @@ def test_fp16_graph_halves_the_weights_and_keeps_the_bundle_contract(manifest) -
     assert all(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # frames are fed as before
     assert {o.type.tensor_type.elem_type for o in graph.output} == {onnx.TensorProto.FLOAT}  # and read as before
-    ours = Engine(Bundle(Path(manifest.name), manifest, half), EngineConfig(device="cpu")).run(frames())
-    ref = Engine(Bundle(Path(manifest.name), manifest, fp32), EngineConfig(device="cpu")).run(frames())
+    ours, ref = run_model(half, manifest, frames()), run_model(fp32, manifest, frames())
     assert ours["features"].dtype == np.float32
     np.testing.assert_allclose(ours["features"], ref["features"], rtol=2e-3)
 
@@ -57,9 +54,8 @@ def test_storage_emulation_catches_an_overflow_the_cpu_run_hides(manifest) -> No
     """x * 1000 / 1000 is exact in FP32; stored in FP16 the product (up to 255,000) is inf. The
     CPU computes FP16 layers in FP32, so only the emulation sees what a GPU would produce."""
     fp32 = build_model_bytes(gain=1000.0)
-    cpu_run = Engine(Bundle(Path(manifest.name), manifest, to_fp16(fp32)), EngineConfig(device="cpu")).run(frames())
-    assert np.isfinite(cpu_run["features"]).all()
-    emulated = Engine(Bundle(Path(manifest.name), manifest, emulate_fp16_storage(fp32)), EngineConfig(device="cpu")).run(frames())
+    assert np.isfinite(run_model(to_fp16(fp32), manifest, frames())["features"]).all()
+    emulated = run_model(emulate_fp16_storage(fp32), manifest, frames())
     assert not np.isfinite(emulated["features"]).all()
     with pytest.raises(ExportError, match="FP16 storage emulation: feature cosine nan < 0.999"):
         convert(fp32, manifest, frames(), Fp16Config())
