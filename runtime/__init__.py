@@ -3,36 +3,20 @@
 from .bundle import Bundle, default_bundle, find_bundles, load_bundle, read_manifest
 from .engine import Engine, EngineConfig, Prediction
 from .errors import BundleError, EdgeftError, FrameError, ProviderError
-from .manifest import Manifest
-from .pipeline import Pipeline, PipelineConfig, Result
-from .sinks import FeatureShards, PredictionWriter, VideoSink
-from .sources import Frame, Source, SourceError, SourceOptions, open_source
+from .manifest import Manifest, backbone_identity
+from .overlay import annotate, cam_overlay
+from .pipeline import Pipeline, PipelineConfig
+from .results import Decoded, Result, decode
+from .runner import RunOutcome, run
+from .sinks import (FeatureSink, PredictionWriter, Sink, SinkError, SinkOptions, VideoSink, check_sinks, open_sink, open_sinks,
+                    read_features)
+from .sources import Frame, Rig, Source, SourceError, SourceOptions, open_rig, open_source
 from .stats import Stats
 
 __all__ = [
-    "Bundle",
-    "FeatureShards",
-    "Frame",
-    "Pipeline",
-    "PipelineConfig",
-    "PredictionWriter",
-    "Result",
-    "Source",
-    "SourceError",
-    "SourceOptions",
-    "Stats",
-    "VideoSink",
-    "open_source",
-    "BundleError",
-    "EdgeftError",
-    "Engine",
-    "EngineConfig",
-    "FrameError",
-    "Manifest",
-    "Prediction",
-    "ProviderError",
-    "default_bundle",
-    "find_bundles",
-    "load_bundle",
-    "read_manifest",
+    "Bundle", "BundleError", "Decoded", "EdgeftError", "Engine", "EngineConfig", "FeatureSink", "Frame", "FrameError",
+    "Manifest", "Pipeline", "PipelineConfig", "Prediction", "PredictionWriter", "ProviderError", "Result", "Rig", "RunOutcome",
+    "Sink", "SinkError", "SinkOptions", "Source", "SourceError", "SourceOptions", "Stats", "VideoSink",
+    "annotate", "backbone_identity", "cam_overlay", "check_sinks", "decode", "default_bundle", "find_bundles", "load_bundle", "open_sink", "open_sinks",
+    "open_rig", "open_source", "read_features", "read_manifest", "run",
 ]

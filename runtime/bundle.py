@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import BundleError
 from .manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from .onnx_file import scan
 
 DEFAULT_MODELS_DIR = Path("models")
 
@@ -41,12 +42,20 @@ def read_manifest(path: str | Path) -> Manifest:
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"bundle '{folder}' has no {MANIFEST_FILE}; is it an edgeft bundle?")
-    return Manifest.from_json(manifest_path.read_text(encoding="utf-8"), origin=str(manifest_path))
+    data = manifest_path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BundleError(f"{manifest_path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; the manifest is damaged, "
+                          "re-export the bundle") from None
+    return Manifest.from_json(text, origin=str(manifest_path))
 
 
 def load_bundle(path: str | Path) -> Bundle:
     """Read and verify a bundle. The model file is hashed in chunks, never held whole in memory:
-    the check guards against corruption and truncation, and onnxruntime reads the file next."""
+    the check guards against corruption and truncation, and onnxruntime reads the file next.
+    A model that keeps tensors in other files is refused: those bytes are covered by no hash."""
     folder = Path(path)
     manifest = read_manifest(folder)
     model_path = folder / MODEL_FILE
@@ -58,6 +67,10 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{model_path} does not match its manifest (sha256 {actual[:12]}… != "
             f"{manifest.model_sha256[:12]}…): the file was modified or truncated; re-export it"
         )
+    external = scan(model_path).external
+    if external:
+        raise BundleError(f"{model_path} keeps {len(external)} tensor(s) in external files (first: {external[0]}); "
+                          "a bundle is one verified file: re-export it")
     return Bundle(folder, manifest, model_path)
 
 

@@ -18,7 +18,7 @@ import onnxruntime as ort
 from .binding import BoundRunner, wants_binding
 from .bundle import Bundle, load_bundle
 from .errors import BundleError, FrameError, ProviderError
-from .manifest import Manifest
+from .manifest import Manifest, metadata_mismatches
 from .preprocess import as_frame_list, prepare_batch
 from .providers import provider_options, resolve_providers
 from .session_cache import cache_key, cached_model, seal
@@ -33,6 +33,10 @@ class EngineConfig:
     strict: bool = False  # raise instead of falling back when the asked device is not the one running
     cache_dir: Path | None = None  # keep optimised graphs (and TensorRT engines) here between starts
     io_binding: bool | None = None  # None: bind inputs/outputs to device buffers exactly on GPU providers
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ProviderError(f"--threads must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Engine:
         self.manifest: Manifest = bundle.manifest
         self.session = _create_session(bundle.model, bundle.manifest.model_sha256, config)
         _check_graph_matches_manifest(self.session, bundle)
+        _check_metadata_matches_manifest(self.session, bundle)
         self.provider: str = self.session.get_providers()[0]
         self._input_name = self.manifest.input.name
         self._output_names = [o.name for o in self.manifest.outputs]
@@ -116,7 +121,11 @@ def _create_session(model: Path | bytes, model_sha256: str, config: EngineConfig
     if config.cache_dir is not None:
         model = _with_cache(model, model_sha256, providers[0], config.cache_dir, options)
     source = str(model) if isinstance(model, Path) else model
-    session = ort.InferenceSession(source, options, providers=provider_list)
+    try:
+        session = ort.InferenceSession(source, options, providers=provider_list)
+    except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...), all plain Exceptions
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"onnxruntime cannot load {source if isinstance(source, str) else 'the model'}: {first}") from None
     if config.cache_dir is not None:
         seal(config.cache_dir, cache_key(model_sha256, providers[0]))
     running = session.get_providers()[0]
@@ -136,6 +145,16 @@ def _with_cache(model: Path | bytes, model_sha256: str, provider: str, cache_dir
         return cached
     options.optimized_model_filepath = str(cache_dir / f"{key}.onnx")
     return model
+
+
+def _check_metadata_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:
+    """Export mirrors the manifest's key fields into the model file; a model file that belongs
+    to another manifest (same hash written in by hand, or files swapped) is refused here."""
+    found = session.get_modelmeta().custom_metadata_map
+    differing = metadata_mismatches(bundle.manifest, found)
+    if differing:
+        raise BundleError(f"bundle '{bundle.path}': model.onnx's metadata disagrees with the manifest "
+                          f"({', '.join(differing)}); the two files do not belong together: re-export the bundle")
 
 
 def _check_graph_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:

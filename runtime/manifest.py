@@ -128,6 +128,11 @@ class Manifest:
     def precision(self) -> str:
         return "int8" if self.quantization else "fp16" if self.fp16 else "fp32"
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The backbone identity of this bundle's features (see `backbone_identity`)."""
+        return backbone_identity(self.backbone, (self.input.height, self.input.width), self.weights.tensors_sha256)
+
     def output(self, role: str) -> OutputSpec | None:
         """The first output with this role, or None."""
         return next((o for o in self.outputs if o.role == role), None)
@@ -154,43 +159,90 @@ class Manifest:
         return manifest
 
 
+# The manifest fields mirrored into model.onnx's metadata_props, so the file alone still says what
+# it is, and a model file that does not belong to its manifest is caught on load. Bundles written
+# before `outputs` and `identity` were mirrored carry only the required keys.
+METADATA_REQUIRED = ("edgeft.schema_version", "edgeft.task", "edgeft.input")
+
+
+def mirrored_metadata(manifest: Manifest) -> dict[str, str]:
+    i = manifest.input
+    return {
+        "edgeft.schema_version": str(manifest.schema_version),
+        "edgeft.task": manifest.task,
+        "edgeft.backbone": json.dumps(dataclasses.asdict(manifest.backbone)),
+        "edgeft.input": f"{i.dtype} {i.layout} {i.color_order} {i.height}x{i.width}" + (f" batch {i.batch}" if i.batch else ""),
+        "edgeft.outputs": json.dumps([[o.name, o.role, list(o.shape)] for o in manifest.outputs]),
+        "edgeft.identity": json.dumps(manifest.identity, sort_keys=True),
+        "edgeft.labels": json.dumps(list(manifest.labels)),
+    }
+
+
+def metadata_mismatches(manifest: Manifest, found: dict[str, str]) -> list[str]:
+    """The mirrored keys on which `found` (a model's metadata_props) and the manifest disagree."""
+    expected = mirrored_metadata(manifest)
+    missing = [key for key in METADATA_REQUIRED if key not in found]
+    if missing:
+        return [f"{key} missing" for key in missing]
+    return [key for key, value in expected.items() if key in found and found[key] != value]
+
+
+def backbone_identity(backbone: BackboneInfo, size: tuple[int, int], weights_tensors_sha256: str) -> dict[str, Any]:
+    """What makes two bundles' features interchangeable: same backbone, cut, pooling,
+    preprocessing, input size and weight tensors. A head trained on one is valid on the other."""
+    return {"backbone": backbone.name, "cut": backbone.cut, "pooling": backbone.pooling, "preprocess": backbone.preprocess,
+            "input": list(size), "weights_tensors_sha256": weights_tensors_sha256}
+
+
 def _parse(tp: Any, value: Any, where: str) -> Any:
     """Convert JSON `value` into type `tp`, raising BundleError naming the path on mismatch."""
-    origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise BundleError(f"{where}: expected an object")
-        hints = typing.get_type_hints(tp)
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _parse(hints[f.name], value[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise BundleError(f"{where}: missing field '{f.name}'")
-        return tp(**kwargs)
+        return _parse_dataclass(tp, value, where)
+    origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _parse(option, value, where)
-            except BundleError:
-                continue
-        raise BundleError(f"{where}: {value!r} is not a valid {tp}")
+        return _parse_union(typing.get_args(tp), value, where)
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise BundleError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
         return value
     if origin is tuple:
-        if not isinstance(value, list):
-            raise BundleError(f"{where}: expected a list")
         item = typing.get_args(tp)[0]
-        return tuple(_parse(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(_parse(item, v, f"{where}[{i}]") for i, v in enumerate(_expect(list, value, where, "a list")))
     if origin is dict:
-        if not isinstance(value, dict):
-            raise BundleError(f"{where}: expected an object")
-        return dict(value)
+        return dict(_expect(dict, value, where, "an object"))
+    return _parse_scalar(tp, value, where)
+
+
+def _expect(kind: type, value: Any, where: str, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise BundleError(f"{where}: expected {what}")
+    return value
+
+
+def _parse_dataclass(tp: Any, value: Any, where: str) -> Any:
+    _expect(dict, value, where, "an object")
+    hints = typing.get_type_hints(tp)
+    kwargs = {}
+    for f in dataclasses.fields(tp):
+        if f.name in value:
+            kwargs[f.name] = _parse(hints[f.name], value[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise BundleError(f"{where}: missing field '{f.name}'")
+    return tp(**kwargs)
+
+
+def _parse_union(options: tuple, value: Any, where: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    for option in (o for o in options if o is not type(None)):
+        try:
+            return _parse(option, value, where)
+        except BundleError:
+            continue
+    raise BundleError(f"{where}: {value!r} is not a valid {' | '.join(getattr(o, '__name__', str(o)) for o in options)}")
+
+
+def _parse_scalar(tp: Any, value: Any, where: str) -> Any:
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool) and type(value) is tp:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from .manifest import Manifest
-from .pipeline import Result
 from .preprocess import to_bgr
+from .results import Result, decode
 
 
 def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarray:
@@ -18,22 +18,19 @@ def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarra
     h, w = canvas.shape[:2]
     scale = max(0.4, w / 900)  # Hershey font scale: legible from 320-px frames up
     lines: list[str] = []
+    decoded = decode(manifest, result.outputs)
     if not result.valid:
         lines.append(f"invalid: {result.reason}")
-    elif manifest.task == "regression":
-        value = float(result.outputs[manifest.output("prediction").name].reshape(-1)[0])
+    elif decoded.steering is not None:
         if result.truth is not None:
             _steering_arrow(canvas, result.truth, (0, 200, 0))
-        _steering_arrow(canvas, value, (0, 0, 255))
-        lines.append(f"steer {value:+.3f}" + (f"  truth {result.truth:+.3f}" if result.truth is not None else ""))
-    elif manifest.task == "classification":
-        probs = result.outputs[manifest.output("prediction").name].reshape(-1)
-        best = int(probs.argmax())
+        _steering_arrow(canvas, decoded.steering, (0, 0, 255))
+        lines.append(f"steer {decoded.steering:+.3f}" + (f"  truth {result.truth:+.3f}" if result.truth is not None else ""))
+    elif decoded.label is not None:
         cam = manifest.output("cam")
         if cam is not None:
-            canvas = cam_overlay(canvas, result.outputs[cam.name][..., best])
-        label = manifest.labels[best] if manifest.labels else f"class {best}"
-        lines.append(f"{label} {float(probs[best]):.2f}")
+            canvas = cam_overlay(canvas, result.outputs[cam.name][..., decoded.index])
+        lines.append(f"{decoded.label} {decoded.score:.2f}")
     else:
         lines.append(f"features {tuple(result.outputs[manifest.output('features').name].shape)}")
     lines.append(f"{result.source} #{result.frame}  {result.latency_ms:.0f} ms")

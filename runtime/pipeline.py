@@ -2,27 +2,33 @@
 
 Each source gets a capture thread that reads, decodes and resizes, so that work overlaps
 inference. Live sources keep only their newest tick (a stale frame is worse than a dropped
-one; replaced ticks are counted as drops) and reconnect with bounded back-off when the feed
-is lost. Finite sources never drop: a bounded queue applies back-pressure. One tick of every
-source (the rig) goes through the model in one call; `batch` groups ticks of finite sources.
+one; replaced ticks are counted as drops, per result) and reconnect with bounded back-off when
+the feed is lost. Finite sources never drop: a bounded queue applies back-pressure. One tick of
+every source (the rig) goes through the model in one call; `batch` groups ticks of finite sources.
+
+The pipeline owns its threads. However the loop ends (end of stream, `break`, an exception,
+`stop()`, `max_ticks`), they are stopped and joined before the pipeline lets go, so a source is
+never released while a thread is still reading it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .engine import Engine
 from .errors import EdgeftError, FrameError
 from .preprocess import prepare_batch
+from .results import Result
 from .sources import Frame, Source, SourceError, StreamLost
-from .stats import Stats
+from .stats import Stats, steering_scorer
 
 log = logging.getLogger("edgeft")
 
@@ -35,21 +41,17 @@ class PipelineConfig:
     reconnect_max_s: float = 5.0
     reconnect_timeout_s: float | None = 60.0  # give up on a lost live source (None: never)
     max_ticks: int | None = None
+    join_timeout_s: float = 10.0  # how long stopping waits for a capture thread inside a read
 
-
-@dataclass(frozen=True)
-class Result:
-    """One frame's outcome; `valid` False means no outputs, with `reason` saying why."""
-
-    source: str
-    frame: int
-    t_capture: float  # wall clock at capture, seconds since the epoch
-    latency_ms: float  # capture to result
-    outputs: dict[str, np.ndarray] = field(repr=False)
-    truth: float | None = None
-    image: np.ndarray | None = field(default=None, repr=False)  # the frame as captured (BGR)
-    valid: bool = True
-    reason: str | None = None
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.queue_ticks < 1:
+            raise EdgeftError("batch and queue_ticks must be at least 1")
+        if self.max_ticks is not None and self.max_ticks < 0:
+            raise EdgeftError(f"max_ticks (--max-frames) must be 0 or more, got {self.max_ticks}")
+        for name in ("reconnect_first_s", "reconnect_max_s", "join_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise EdgeftError(f"{name} must be a positive number of seconds, got {value}")
 
 
 @dataclass
@@ -57,16 +59,18 @@ class _Prepared:
     frame: Frame
     tensor: np.ndarray | None  # model-ready H x W x 3, or None when the frame is unusable
     reason: str | None = None
+    dropped: int = 0  # this source's ticks replaced by newer ones just before this one
 
 
 _END = object()
 
 
 class _Latest:
-    """A one-item slot: put replaces what is unread (counting it as dropped)."""
+    """A one-item slot: put replaces what is unread, counting it as dropped."""
 
     def __init__(self, stats: Stats):
         self._item: object = None
+        self._dropped = 0
         self._cond = threading.Condition()
         self._stats = stats
 
@@ -74,6 +78,7 @@ class _Latest:
         with self._cond:
             if isinstance(self._item, list):
                 self._stats.count("drops", len(self._item))
+                self._dropped += 1
             self._item = item
             self._cond.notify()
 
@@ -82,6 +87,10 @@ class _Latest:
             if self._item is None:
                 self._cond.wait(timeout)
             item, self._item = self._item, None
+            if isinstance(item, list):
+                for prepared in item:
+                    prepared.dropped = self._dropped
+                self._dropped = 0
             return item
 
 
@@ -105,36 +114,50 @@ class _Queue:
 
 
 class _Capture(threading.Thread):
-    def __init__(self, source: Source, engine: Engine, config: PipelineConfig, stats: Stats, stop: threading.Event):
+    def __init__(self, source: Source, engine: Engine, config: PipelineConfig, stats: Stats, stop: threading.Event,
+                 skip: Callable[[Frame], bool] | None):
         super().__init__(name=f"edgeft-capture-{source.name}", daemon=True)
-        self.source, self.engine, self.config, self.stats, self.stop = source, engine, config, stats, stop
+        self.source, self.engine, self.config, self.stats, self.stop, self.skip = source, engine, config, stats, stop, skip
         self.live = source.live or source.options.rate is not None
         self.channel = _Latest(stats) if self.live else _Queue(max(config.queue_ticks, config.batch))
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except EdgeftError as exc:
+            self.stats.errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a capture thread must always end the stream it feeds
+            log.exception("edgeft: capture of %s failed", self.source.name)
+            self.stats.errors.append(f"{self.source.name}: capture failed ({type(exc).__name__}: {exc})")
+        finally:
+            self.channel.put(_END, self.stop)
+
+    def _loop(self) -> None:
         period = 1.0 / self.source.options.rate if self.source.options.rate else 0.0
         next_at = time.monotonic()
         while not self.stop.is_set():
             try:
-                tick = self.source.read()
+                tick = self.source.next_tick()
             except StreamLost as lost:
                 if self._reconnect(str(lost)):
                     continue
-                break
-            except EdgeftError as exc:
-                self.stats.errors.append(str(exc))
-                break
+                return
             if tick is None:
-                break
+                if (short := self.source.shortfall()) is not None:
+                    self.stats.notes.append(short)
+                return
+            if self.skip is not None and all(self.skip(frame) for frame in tick):
+                continue
             if period:
                 next_at += period
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
                 for frame in tick:  # a paced file frame is "captured" when the camera would deliver it
                     frame.t_capture, frame.t_mono = time.time(), time.monotonic()
             self.channel.put([self._prepare(frame) for frame in tick], self.stop)
-        self.channel.put(_END, self.stop)
 
     def _prepare(self, frame: Frame) -> _Prepared:
+        if frame.invalid is not None:
+            return _Prepared(frame, None, frame.invalid)
         try:
             return _Prepared(frame, prepare_batch([frame.image], self.engine.manifest.input)[0])
         except FrameError as exc:
@@ -161,44 +184,76 @@ class _Capture(threading.Thread):
 
 
 class Pipeline:
-    """Iterate results: `for result in Pipeline(source, engine): ...`. Call `stop()` to end early."""
+    """Iterate results: `for result in Pipeline(source, engine): ...`, or as a context manager.
 
-    def __init__(self, sources: Source | Sequence[Source], engine: Engine, config: PipelineConfig = PipelineConfig()):
+    `stop()` ends the loop from any thread (or a signal handler); `close()` also joins the
+    capture threads, and runs by itself when the loop ends however it ends.
+    """
+
+    def __init__(self, sources: Source | Sequence[Source], engine: Engine, config: PipelineConfig = PipelineConfig(),
+                 skip: Callable[[Frame], bool] | None = None):
         self.sources = [sources] if isinstance(sources, Source) else list(sources)
         if not self.sources:
             raise SourceError("a pipeline needs at least one source")
-        self.engine, self.config = engine, config
+        self.engine, self.config, self.skip = engine, config, skip
         self.stats = Stats(provider=engine.provider)
+        self.observers: list[Callable[[Result], None]] = [self.stats.observe, steering_scorer(engine.manifest, self.stats)]
         self.ticks = 0  # rig ticks taken from the sources so far
         self._stop = threading.Event()
         self._captures: list[_Capture] = []
+        self._started = False
 
     def stop(self) -> None:
         self._stop.set()
 
-    def __iter__(self) -> Iterator[Result]:
-        self._captures = [_Capture(s, self.engine, self.config, self.stats, self._stop) for s in self.sources]
+    def close(self) -> None:
+        """Stop and join the capture threads (bounded: a thread stuck in a read is reported)."""
+        self._stop.set()
+        deadline = time.monotonic() + self.config.join_timeout_s
         for capture in self._captures:
-            capture.start()
-        batch = self.config.batch if not any(c.live for c in self._captures) else 1
-        try:
-            while not self._stop.is_set():
-                group = []
-                while len(group) < batch and not self._reached(self.ticks + len(group)):
-                    tick = self._next_rig_tick()
-                    if tick is None:
-                        self._stop.set()
-                        break
-                    group.append(tick)
-                if group:
-                    self.ticks += len(group)
-                    yield from self._infer([p for tick in group for p in tick])
-                if self._reached(self.ticks):
-                    break
-        finally:
-            self._stop.set()
+            capture.join(max(0.0, deadline - time.monotonic()))
+            if capture.is_alive():
+                log.warning("edgeft: capture of %s did not stop within %g s", capture.source.name, self.config.join_timeout_s)
+        if self.stats.ended is None:
             self.stats.skipped = sum(s.skipped for s in self.sources)
             self.stats.ended = time.monotonic()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Result]:
+        if self._started:
+            raise EdgeftError("a pipeline runs once: make a new one to run again")
+        self._started = True
+        try:
+            if self.config.max_ticks != 0:
+                for source in self.sources:
+                    source.open()
+                self._captures = [_Capture(s, self.engine, self.config, self.stats, self._stop, self.skip) for s in self.sources]
+                for capture in self._captures:
+                    capture.start()
+                yield from self._loop()
+        finally:
+            self.close()
+
+    def _loop(self) -> Iterator[Result]:
+        batch = self.config.batch if not any(c.live for c in self._captures) else 1
+        while not self._stop.is_set():
+            group = []
+            while len(group) < batch and not self._reached(self.ticks + len(group)):
+                tick = self._next_rig_tick()
+                if tick is None:
+                    self._stop.set()
+                    break
+                group.append(tick)
+            if group:
+                self.ticks += len(group)
+                yield from self._infer([p for tick in group for p in tick])
+            if self._reached(self.ticks):
+                break
 
     def _reached(self, ticks: int) -> bool:
         return self.config.max_ticks is not None and ticks >= self.config.max_ticks
@@ -217,27 +272,19 @@ class Pipeline:
 
     def _infer(self, prepared: list[_Prepared]) -> Iterator[Result]:
         usable = [p for p in prepared if p.tensor is not None]
+        started = time.monotonic()
         outputs = self.engine.run(np.stack([p.tensor for p in usable])) if usable else {}
         done = time.monotonic()
         row = 0
         for p in prepared:
             f = p.frame
-            latency = (done - f.t_mono) * 1000.0
+            common = dict(source=f.source, frame=f.index, t_capture=f.t_capture, latency_ms=(done - f.t_mono) * 1000.0,
+                          truth=f.truth, image=f.image, stamp=f.stamp, dropped=p.dropped, age_ms=(started - f.t_mono) * 1000.0)
             if p.tensor is None:
-                result = Result(f.source, f.index, f.t_capture, latency, {}, f.truth, f.image, False, p.reason)
+                result = Result(outputs={}, valid=False, reason=p.reason, **common)
             else:
-                result = Result(f.source, f.index, f.t_capture, latency, {k: v[row] for k, v in outputs.items()}, f.truth, f.image)
+                result = Result(outputs={k: v[row] for k, v in outputs.items()}, **common)
                 row += 1
-            self._record(result)
+            for observe in self.observers:
+                observe(result)
             yield result
-
-    def _record(self, result: Result) -> None:
-        stats = self.stats
-        stats.frames += 1
-        stats.latencies_ms.append(result.latency_ms)
-        if not result.valid:
-            stats.invalid += 1
-            return
-        prediction = self.engine.manifest.output("prediction")
-        if result.truth is not None and prediction is not None and self.engine.manifest.task == "regression":
-            stats.steering_errors.append(float(result.outputs[prediction.name].reshape(-1)[0]) - result.truth)

@@ -14,7 +14,7 @@ import pytest
 
 from edgeft.runtime import Engine, Pipeline, PipelineConfig
 from edgeft.runtime.errors import EdgeftError
-from edgeft.runtime.sinks import FeatureShards, PredictionWriter, VideoSink
+from edgeft.runtime.sinks import FeatureSink, PredictionWriter, SinkOptions, VideoSink
 from edgeft.runtime.sources import Frame, Source, SourceOptions, open_source
 
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
@@ -171,20 +171,20 @@ def test_feature_shards_reload_equal_to_direct_predict(engine, tmp_path) -> None
     frames = [rng.integers(0, 256, (24, 30, 3), dtype=np.uint8) for _ in range(7)]
     for i, f in enumerate(frames):
         cv2.imwrite(str(images / f"{i}.png"), f)
-    run_into(engine, open_source(str(images)), [FeatureShards(tmp_path / "feat", engine.manifest, rows_per_shard=3)])
+    run_into(engine, open_source(str(images)), [FeatureSink(tmp_path / "feat", engine.manifest, SinkOptions(rows_per_shard=3))])
     assert sorted(p.name for p in (tmp_path / "feat").glob("shard-*.npy")) == ["shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
     meta = json.loads((tmp_path / "feat" / "features.json").read_text())
     assert meta["model_sha256"] == engine.manifest.model_sha256
     stored = load_features(tmp_path / "feat")
     for i, f in enumerate(frames):
         np.testing.assert_allclose(stored[("images", i)], engine.predict(f)["features"], rtol=1e-6)
-    with pytest.raises(EdgeftError, match="is not empty"):
-        FeatureShards(tmp_path / "feat", engine.manifest)
+    with pytest.raises(EdgeftError, match="already holds features: pass --resume to continue it, --force to replace it"):
+        FeatureSink(tmp_path / "feat", engine.manifest)
 
 
 def test_annotated_video_sink(engine, tmp_path) -> None:
     rig = [FakeCamera("center", shape=(60, 80, 3)), FakeCamera("left", shape=(60, 80, 3))]
-    sink = VideoSink(tmp_path / "out.mp4", engine.manifest, fps=10)
+    sink = VideoSink(tmp_path / "out.mp4", engine.manifest, SinkOptions(fps=10))
     for r in Pipeline(rig, engine, PipelineConfig(max_ticks=5)):
         sink.write(r)
     sink.close()

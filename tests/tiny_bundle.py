@@ -11,14 +11,28 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime.bundle import sha256_bytes
-from edgeft.runtime.manifest import BackboneInfo, InputSpec, Manifest, OutputSpec, WeightsInfo
+from edgeft.runtime.manifest import BackboneInfo, InputSpec, Manifest, OutputSpec, WeightsInfo, mirrored_metadata
 
 HEIGHT, WIDTH = 8, 12
 WEIGHTS = np.array([[1.0, -1.0], [0.0, 0.0], [-1.0, 1.0]], np.float32) / 64  # R vs B decides the class
 
 
+def tiny_manifest(name: str = "tiny", batch: int | None = None) -> Manifest:
+    """The manifest of the hand-built model (its hash left empty)."""
+    return Manifest(
+        name=name, task="classification",
+        input=InputSpec("image", HEIGHT, WIDTH, batch),
+        outputs=(OutputSpec("features", (batch, 3), "features"), OutputSpec("prediction", (batch, 2), "prediction")),
+        backbone=BackboneInfo("tiny", "file", None, "none", "none"),
+        weights=WeightsInfo("none", None, "0" * 64, "hand-built"),
+        model_sha256="", opset=17, parity=(), parity_tolerance=1e-4,
+        versions={}, created="2026-11-24T00:00:00+00:00", labels=("red", "blue"),
+    )
+
+
 def build_model_bytes(batch: int | None = None, gain: float = 1.0) -> bytes:
-    """`gain` scales the pixels up and back down: exact in FP32, past FP16's range above ~257."""
+    """`gain` scales the pixels up and back down: exact in FP32, past FP16's range above ~257.
+    The manifest's key fields are stamped into metadata_props, as export mirrors them there."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -38,21 +52,14 @@ def build_model_bytes(batch: int | None = None, gain: float = 1.0) -> bytes:
     graph = helper.make_graph(nodes, "tiny", [image], [features, prediction], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    helper.set_model_props(model, mirrored_metadata(tiny_manifest(batch=batch)))
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
 
 def write_tiny_bundle(folder: Path, batch: int | None = None) -> Path:
     model_bytes = build_model_bytes(batch)
-    manifest = Manifest(
-        name=folder.name, task="classification",
-        input=InputSpec("image", HEIGHT, WIDTH, batch),
-        outputs=(OutputSpec("features", (batch, 3), "features"), OutputSpec("prediction", (batch, 2), "prediction")),
-        backbone=BackboneInfo("tiny", "file", None, "none", "none"),
-        weights=WeightsInfo("none", None, "0" * 64, "hand-built"),
-        model_sha256=sha256_bytes(model_bytes), opset=17, parity=(), parity_tolerance=1e-4,
-        versions={}, created="2026-11-24T00:00:00+00:00", labels=("red", "blue"),
-    )
+    manifest = dataclasses.replace(tiny_manifest(folder.name, batch), model_sha256=sha256_bytes(model_bytes))
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(model_bytes)
     (folder / "manifest.json").write_text(manifest.to_json())

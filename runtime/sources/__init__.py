@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 from .base import Frame, Source, SourceError, SourceOptions, StreamLost, Tick
-from .drivelog import DriveLogSource
-from .images import IMAGE_SUFFIXES, ImageSource, is_glob
+from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
+from .rig import Rig, open_rig
+from .images import IMAGE_SUFFIXES, ImageSource, decode_image, is_glob, natural_key, read_bgr, read_image
 from .video import CameraSource, StreamSource, VideoSource, camera_id
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -38,6 +39,11 @@ def source_kind(spec: str) -> type[Source]:
     raise SourceError(f"source '{spec}' does not exist (a camera, video, image folder/glob, URL or driving_log.csv)")
 
 
+def is_live(spec: str, options: SourceOptions = SourceOptions()) -> bool:
+    """Whether a spec names a live feed (camera, stream) or a file paced like one."""
+    return options.rate is not None or source_kind(split_name(spec)[1]).live
+
+
 def open_source(spec: str, options: SourceOptions = SourceOptions(), name: str | None = None) -> Source:
     """Create and open the source a spec names; raises SourceError with one clear line."""
     given, body = split_name(spec)
@@ -47,6 +53,7 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(), name: str |
 
 
 __all__ = [
-    "CameraSource", "DriveLogSource", "Frame", "ImageSource", "Source", "SourceError", "SourceOptions",
-    "StreamLost", "StreamSource", "Tick", "VideoSource", "open_source", "source_kind", "split_name",
+    "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "LogRow", "Source",
+    "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
+    "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
 ]

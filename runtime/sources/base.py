@@ -8,6 +8,8 @@ loses its feed raises `StreamLost` so the pipeline can reconnect it.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -39,6 +41,18 @@ class SourceOptions:
     correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
     timeout_s: float = 10.0  # network streams: open/read timeout
 
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SourceError(f"--{name} must be at least 1, got {value}")
+        for name in ("fps", "rate", "timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SourceError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.stride < 1:
+            raise SourceError(f"--stride must be at least 1, got {self.stride}")
+
 
 @dataclass
 class Frame:
@@ -48,13 +62,19 @@ class Frame:
     t_capture: float = field(default_factory=time.time)  # wall clock, seconds since the epoch
     t_mono: float = field(default_factory=time.monotonic)  # for latency; immune to clock changes
     truth: float | None = None  # ground-truth steering, where the source has it
+    stamp: float | None = None  # recording time, seconds since the epoch (recorded sources that know it)
+    invalid: str | None = None  # why this frame cannot be used (say, a truncated file); the image is not run
 
 
 Tick = list[Frame]
 
 
 class Source(ABC):
-    """Base class: subclasses set `live` and implement `_open`, `read`, `_close`."""
+    """Base class: subclasses set `live` and implement `_open`, `read`, `_close`.
+
+    Reading and closing exclude each other (`next_tick` and `close` share a lock), so a source
+    is never released under a thread that is inside a read, whatever order callers use.
+    """
 
     live: bool = False
 
@@ -63,6 +83,7 @@ class Source(ABC):
         self.skipped = 0  # frames that could not be read (counted, warned once)
         self._warned = False
         self._opened = False
+        self._lock = threading.RLock()
 
     @property
     def total(self) -> int | None:
@@ -76,9 +97,19 @@ class Source(ABC):
         return self
 
     def close(self) -> None:
-        if self._opened:
-            self._close()
-            self._opened = False
+        with self._lock:
+            if self._opened:
+                self._close()
+                self._opened = False
+
+    def next_tick(self) -> Tick | None:
+        """`read()` under the source's lock; None once the source is closed."""
+        with self._lock:
+            return self.read() if self._opened else None
+
+    def shortfall(self) -> str | None:
+        """After the end: what was announced but never came (a video shorter than its header says)."""
+        return None
 
     def reopen(self) -> None:
         self.close()

@@ -8,11 +8,12 @@ is not where the log says is looked up by file name under the CSV's `IMG/` folde
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Frame, Source, SourceError, SourceOptions, Tick
-from .images import read_bgr
+from .images import image_frame
 
 CAMERAS = ("center", "left", "right")
 SIDE_SIGN = {"center": 0.0, "left": 1.0, "right": -1.0}  # steer back toward the centre line
@@ -24,23 +25,38 @@ class LogRow:
     steering: float
 
 
+def read_text_lines(path: Path, what: str) -> list[str]:
+    """A UTF-8 text file (a leading BOM is dropped) as lines; a byte that is not UTF-8 is
+    reported with its line, not as a decoding traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SourceError(f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the {what} as UTF-8)") from None
+
+
 def read_log(path: Path) -> list[LogRow]:
     if not path.is_file():
         raise SourceError(f"driving log '{path}' does not exist")
     rows: list[LogRow] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for number, record in enumerate(csv.reader(fh), start=1):
-            if not record or all(not cell.strip() for cell in record):
+    for number, record in enumerate(csv.reader(read_text_lines(path, "driving log")), start=1):
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) < 4:
+            raise SourceError(f"{path}:{number}: expected center,left,right,steering,... got {len(record)} columns")
+        try:
+            steering = float(record[3])
+        except ValueError:
+            if number == 1:  # a header row
                 continue
-            if len(record) < 4:
-                raise SourceError(f"{path}:{number}: expected center,left,right,steering,... got {len(record)} columns")
-            try:
-                steering = float(record[3])
-            except ValueError:
-                if number == 1:  # a header row
-                    continue
-                raise SourceError(f"{path}:{number}: steering '{record[3]}' is not a number") from None
-            rows.append(LogRow({cam: record[i].strip() for i, cam in enumerate(CAMERAS)}, steering))
+            raise SourceError(f"{path}:{number}: steering '{record[3]}' is not a number") from None
+        if not math.isfinite(steering):
+            raise SourceError(f"{path}:{number}: steering '{record[3].strip()}' is not a finite number")
+        rows.append(LogRow({cam: record[i].strip() for i, cam in enumerate(CAMERAS)}, steering))
     if not rows:
         raise SourceError(f"driving log '{path}' has no rows")
     return rows
@@ -97,11 +113,8 @@ class DriveLogSource(Source):
         logged = row.paths[camera]
         if not logged:
             return None  # this log has no such camera
-        image = read_bgr(resolve_image(logged, self._log_dir))
-        if image is None:
-            self.skip(f"{camera} image '{logged}'")
-            return None
-        return Frame(self.camera_name(camera), index, image, truth=self._truth(row.steering, camera))
+        return image_frame(self, self.camera_name(camera), resolve_image(logged, self._log_dir), index,
+                           f"{camera} image '{logged}'", self._truth(row.steering, camera))
 
     def _truth(self, steering: float, camera: str) -> float | None:
         if camera == "center":

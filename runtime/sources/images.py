@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .base import Frame, Source, SourceError, SourceOptions, Tick
 
@@ -21,12 +22,60 @@ def is_glob(spec: str) -> bool:
     return any(ch in spec for ch in "*?[")
 
 
-def read_bgr(path: Path):
-    """cv2.imread that also takes grey, 4-channel and 16-bit files; None when unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is not None and image.dtype != "uint8":
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == "uint16" else None
+def truncation(data: np.ndarray) -> str | None:
+    """Why a JPEG or PNG file is cut short, judged by its end marker, or None.
+
+    Checked before decoding: OpenCV decodes a truncated JPEG partly (grey below the cut) and
+    libjpeg/libpng print their own warning for every such file."""
+    head, tail = data[:8].tobytes(), data[-64:].tobytes()
+    if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
+        return "truncated JPEG (no end-of-image marker)"
+    if head.startswith(b"\x89PNG") and b"IEND" not in tail:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(BGR uint8 image, None); (None, why) for a truncated file; (None, None) when unreadable.
+    Grey, 4-channel and 16-bit files are taken as well."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None, None
+    if data.size == 0:
+        return None, None
+    cut = truncation(data)
+    if cut is not None:
+        return None, cut
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is not None and image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else None
+    return image, None
+
+
+def read_bgr(path: Path) -> np.ndarray | None:
+    """The image at `path`, or None when it is unreadable or truncated."""
+    return decode_image(path)[0]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file for `predict` and `visualize`: the decode rule sources use, or a clear error."""
+    if not path.is_file():
+        raise SourceError(f"image '{path}' does not exist")
+    image, cut = decode_image(path)
+    if image is None:
+        raise SourceError(f"'{path}' is {cut}" if cut else f"'{path}' is not an image OpenCV can read")
     return image
+
+
+def image_frame(source: Source, camera: str, path: Path, index: int, what: str, truth: float | None = None) -> Frame | None:
+    """A frame from an image file: marked invalid (with the reason) when the file is cut short,
+    None (counted by `source`, warned once) when it cannot be read at all."""
+    image, cut = decode_image(path)
+    if image is None and cut is None:
+        source.skip(what)
+        return None
+    return Frame(camera, index, image, truth=truth, invalid=cut)
 
 
 class ImageSource(Source):
@@ -66,10 +115,9 @@ class ImageSource(Source):
                 self._position = 0
             path = self._files[self._position]
             self._position += 1
-            image = read_bgr(path)
-            if image is not None:
+            frame = image_frame(self, self.name, path, self._count, f"image {path}")
+            if frame is not None:
                 self._count += 1
-                return [Frame(self.name, self._count - 1, image)]
-            self.skip(f"image {path}")
+                return [frame]
             if self.skipped >= len(self._files) and self.options.loop:
                 raise SourceError(f"no readable images in '{self.spec}'")

@@ -1,0 +1,89 @@
+"""One factory from an output spec to a sink, beside `open_source`: every sink is checked
+before any of them opens a file, so a bad last output never costs the first one its data.
+
+Specs: `preds.jsonl` / `preds.csv` (prediction rows), `clip.mp4` (annotated video),
+`features:DIR` (feature shards), `window` (an OpenCV window). `kind:target` names the kind
+explicitly; otherwise the file suffix decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..manifest import Manifest
+from .base import LineFile, Sink, SinkError, SinkOptions, atomic_write, npy_bytes
+from .features import FeatureSink, ShardWriter, features_meta, read_features, shard_name
+from .predictions import PredictionWriter, prediction_fields
+from .video import VideoSink, WindowSink
+
+
+@dataclass(frozen=True)
+class SinkKind:
+    name: str
+    suffixes: tuple[str, ...]
+    check: Callable[[Path, SinkOptions], None]
+    open: Callable[[Path, Manifest, SinkOptions], Sink]
+
+
+def _no_check(target: Path, options: SinkOptions) -> None:
+    return None
+
+
+KINDS = (
+    SinkKind("predictions", (".jsonl", ".csv"), PredictionWriter.check, PredictionWriter),
+    SinkKind("video", (".mp4", ".avi", ".mkv"), VideoSink.check, VideoSink),
+    SinkKind("features", (), FeatureSink.check, FeatureSink),
+    SinkKind("window", (), _no_check, lambda target, manifest, options: WindowSink(manifest)),
+)
+
+
+def parse_sink(spec: str) -> tuple[SinkKind, Path]:
+    """`kind:target`, or a target whose suffix names the kind."""
+    by_name = {k.name: k for k in KINDS}
+    head, sep, rest = spec.partition(":")
+    if sep and head in by_name:
+        return by_name[head], Path(rest)
+    if spec in by_name:
+        return by_name[spec], Path()
+    for kind in KINDS:
+        if Path(spec).suffix.lower() in kind.suffixes:
+            return kind, Path(spec)
+    names = ", ".join(k.name for k in KINDS)
+    raise SinkError(f"output '{spec}' is not a known kind: end it in .jsonl, .csv or .mp4, or write KIND:TARGET ({names})")
+
+
+def check_sinks(specs: Sequence[str], options: SinkOptions = SinkOptions()) -> list[tuple[SinkKind, Path]]:
+    """Validate every spec without creating anything; two outputs may not share a path."""
+    parsed = [parse_sink(spec) for spec in specs]
+    targets = [target.resolve() for kind, target in parsed if kind.name != "window"]
+    if len(set(targets)) != len(targets):
+        raise SinkError("two outputs name the same path")
+    for kind, target in parsed:
+        kind.check(target, options)
+    return parsed
+
+
+def open_sink(spec: str, manifest: Manifest, options: SinkOptions = SinkOptions()) -> Sink:
+    return open_sinks([spec], manifest, options)[0]
+
+
+def open_sinks(specs: Sequence[str], manifest: Manifest, options: SinkOptions = SinkOptions()) -> list[Sink]:
+    """Check all, then open all; if one still fails to open, the ones opened are undone."""
+    opened: list[Sink] = []
+    try:
+        for kind, target in check_sinks(specs, options):
+            opened.append(kind.open(target, manifest, options))
+    except BaseException:
+        for sink in opened:
+            sink.discard()
+        raise
+    return opened
+
+
+__all__ = [
+    "FeatureSink", "KINDS", "LineFile", "PredictionWriter", "ShardWriter", "Sink", "SinkError", "SinkKind", "SinkOptions",
+    "VideoSink", "WindowSink", "atomic_write", "check_sinks", "features_meta", "npy_bytes", "open_sink", "open_sinks",
+    "parse_sink", "prediction_fields", "read_features", "shard_name",
+]
