@@ -1,16 +1,18 @@
 """`edgeft export`: backbone (+ head) -> tf2onnx -> parity proof -> bundle, in that order.
 
 Cheap checks (names, files, destination) run before TensorFlow builds anything, so a typo
-fails in a second, not after a minute of conversion.
+fails in a second, not after a minute of conversion. Each step reports its seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,21 +21,15 @@ import numpy as np
 
 from edgeft.runtime.bundle import Bundle, sha256_bytes, sha256_file
 from edgeft.runtime.engine import Engine, EngineConfig
-from edgeft.runtime.manifest import (
-    SCHEMA_VERSION,
-    BackboneInfo,
-    HeadInfo,
-    InputSpec,
-    Manifest,
-    OutputSpec,
-    WeightsInfo,
-)
+from edgeft.runtime.manifest import HeadInfo, InputSpec, Manifest, OutputSpec, mirrored_metadata
 
-from .backbones import PREPROCESS_MODES, BackboneSpec, resolve_backbone
+from .backbones import PREPROCESS_MODES
 from .errors import ExportError
+from .keras_model import BackboneRequest, KerasModel, build_keras_model, is_model_file
 from .package import refuse_existing, write_bundle
 
 TASKS = ("auto", "regression", "classification")
+LOWEST_OPSET = 13  # the ops keras.applications backbones convert to
 
 
 @dataclass(frozen=True)
@@ -59,25 +55,35 @@ class ExportConfig:
     int8: object | None = None  # an Int8Config: quantize after the FP32 parity proof
     fp16: object | None = None  # an Fp16Config: convert for GPUs after the FP32 parity proof
 
+    @property
+    def request(self) -> BackboneRequest:
+        return BackboneRequest(self.backbone, self.weights, self.cut, self.pooling, self.input_size, self.preprocess,
+                               self.head, self.trust_h5, self.seed)
+
 
 @dataclass
 class ExportResult:
     path: Path
     manifest: Manifest
-    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per step: build, convert, parity, int8, fp16, write
 
 
-def parse_input_size(text: str) -> tuple[int, int]:
-    """'299' -> (299, 299); '224x320' -> (224, 320) as height x width."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(2)) < 1):
-        raise ExportError(f"input size '{text}' is not N or HxW (e.g. 299 or 224x320)")
-    height = int(match.group(1))
-    return height, int(match.group(2) or height)
+class StepTimer:
+    """Say each step as it starts and keep its seconds, as Ultralytics' exporter reports them."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say, self.seconds = say, {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, message: str) -> Iterator[None]:
+        self.say(message)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start
 
 
 def default_name(config: ExportConfig) -> str:
-    base = Path(config.backbone).stem if _is_file(config.backbone) else config.backbone
+    base = Path(config.backbone).stem if is_model_file(config.backbone) else config.backbone
     parts = [base, config.cut] if config.cut else [base]
     parts += ["int8"] if config.int8 is not None else []
     parts += ["fp16"] if config.fp16 is not None else []
@@ -85,128 +91,122 @@ def default_name(config: ExportConfig) -> str:
 
 
 def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: None) -> ExportResult:
-    spec, labels = precheck(config)
+    labels = precheck(config)
     dest = config.models_dir / (config.name or default_name(config))
     refuse_existing(dest, config.force)
+    step = StepTimer(say)
+    with step("build", "building the Keras model"):
+        model = build_keras_model(config.request)
+        check_opset(config.opset)
+        manifest, cam = _plan_manifest(dest, config, model, labels)
+    with step("convert", f"converting with tf2onnx (opset {config.opset})"):
+        from . import build
+        from .convert import to_onnx
 
-    say("building the Keras model")
-    from . import build  # TensorFlow from here on
+        size = model.size
+        serve = build.serve_function(model.features, model.head, model.backbone.preprocess, *size, config.batch, cam)
+        model_bytes = to_onnx(serve, config.opset, mirrored_metadata(manifest)).SerializeToString()
+        manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes))
+    with step("parity", "proving parity: Keras vs onnxruntime on random frames and real photos"):
+        manifest, probes = _prove_parity(model_bytes, manifest, model, cam, config)
+    if config.int8 is not None:
+        with step("int8", f"quantizing to INT8, calibrated on {config.int8.calib}"):
+            from .quantize import quantize
 
-    full, weights, preprocess, (height, width) = load_backbone(config, spec)
-    features = build.truncate(full, config.cut, config.pooling)
-    head = build.load_keras_file(config.head, "head") if config.head else None
-    if head is not None:
-        _check_head_provenance(config, spec, weights, preprocess, (height, width))
-        build.check_head(head, features)
+            model_bytes, quantization = quantize(model_bytes, manifest, config.int8)
+            manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
+    if config.fp16 is not None:
+        with step("fp16", "converting to FP16 and checking it against FP32"):
+            from .fp16 import convert
+
+            model_bytes, half = convert(model_bytes, manifest, probes, config.fp16)
+            manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), fp16=half)
+    with step("write", f"writing {dest}"):
+        write_bundle(dest, model_bytes, manifest, config.force)
+    return ExportResult(dest, manifest, step.seconds)
+
+
+def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: list[str]) -> tuple[Manifest, np.ndarray | None]:
+    """The manifest of the graph about to be converted (its hash is filled in after), and the
+    class-activation kernel when --cam asks for one."""
+    from . import build
+
+    head = model.head
     task = build.infer_task(head, config.task) if head is not None else "features"
     if config.cam and head is None:
         raise ExportError("--cam needs --head: the maps weight the features by the head's class weights")
     cam = build.cam_kernel(head) if config.cam else None
-    outputs = _output_specs(features, head, config.batch)
+    outputs = [OutputSpec("features", (config.batch, *model.features.output.shape[1:]), "features")]
+    if head is not None:
+        outputs += [OutputSpec(name, (config.batch, *tensor.shape[1:]), "prediction")
+                    for name, tensor in zip(build.head_outputs(head), head.outputs)]
     if cam is not None:
-        outputs.append(OutputSpec("cam", (config.batch, *features.output.shape[1:3], cam.shape[1]), "cam"))
+        outputs.append(OutputSpec("cam", (config.batch, *model.features.output.shape[1:3], cam.shape[1]), "cam"))
     if task == "classification" and labels and outputs[1].shape[-1] != len(labels):
         raise ExportError(f"--labels has {len(labels)} labels but the head predicts {outputs[1].shape[-1]} classes")
-
-    say(f"converting with tf2onnx (opset {config.opset})")
-    from .convert import to_onnx
-
-    serve = build.serve_function(features, head, preprocess, height, width, config.batch, cam)
-    backbone = BackboneInfo(spec.name if spec else Path(config.backbone).name,
-                            "keras.applications" if spec else "file", config.cut, config.pooling, preprocess)
-    metadata = {"edgeft.schema_version": str(SCHEMA_VERSION), "edgeft.task": task,
-                "edgeft.backbone": json.dumps(dataclasses.asdict(backbone)),
-                "edgeft.input": f"uint8 NHWC RGB {height}x{width}", "edgeft.labels": json.dumps(labels)}
-    model_bytes = to_onnx(serve, config.opset, metadata).SerializeToString()
-
     manifest = Manifest(
-        name=dest.name,
-        task=task,  # type: ignore[arg-type]
-        input=InputSpec("image", height, width, config.batch),
-        outputs=tuple(outputs),
-        backbone=backbone,
-        weights=weights,
-        model_sha256=sha256_bytes(model_bytes),
-        opset=config.opset,
-        parity=(),
-        parity_tolerance=config.tolerance,
-        versions=_versions(),
+        name=dest.name, task=task, input=InputSpec("image", *model.size, config.batch), outputs=tuple(outputs),  # type: ignore[arg-type]
+        backbone=model.backbone, weights=model.weights, model_sha256="", opset=config.opset, parity=(),
+        parity_tolerance=config.tolerance, versions=_versions(),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         head=HeadInfo(str(config.head), sha256_file(config.head)) if config.head else None,
-        labels=tuple(labels),
-        extra=_finetune_record(config),
+        labels=tuple(labels), extra=_finetune_record(config),
     )
+    return manifest, cam
 
-    say("proving parity: Keras vs onnxruntime on random frames and real photos")
+
+def _prove_parity(model_bytes: bytes, manifest: Manifest, model: KerasModel, cam: np.ndarray | None,
+                  config: ExportConfig) -> tuple[Manifest, np.ndarray]:
+    """Keras (through its own preprocess_input) vs the runtime's Engine (raw uint8) on noise and
+    real photos; above the tolerance nothing is written."""
+    from . import build
     from .verify import failures, measure_parity, probe_frames
 
-    engine = Engine(Bundle(dest, manifest, model_bytes), EngineConfig(device="cpu"))
-    reference = _keras_reference(features, head, build.head_outputs(head) if head else [], spec, preprocess, cam)
-    probes = probe_frames(height, width, config.seed)
+    engine = Engine(Bundle(Path(manifest.name), manifest, model_bytes), EngineConfig(device="cpu"))
+    reference = _keras_reference(model, build.head_outputs(model.head) if model.head else [], cam)
+    probes = probe_frames(*model.size, config.seed)
     parity = measure_parity(engine, reference, probes)
     del engine  # its session would sit beside the INT8 / FP16 checks' sessions
     bad = failures(parity, config.tolerance)
     if bad:
         raise ExportError(f"parity check failed (tolerance {config.tolerance:g}): {'; '.join(bad)}; no bundle written")
-    manifest = dataclasses.replace(manifest, parity=parity)
-    if config.int8 is not None:
-        say(f"quantizing to INT8, calibrated on {config.int8.calib}")
-        from .quantize import quantize
-
-        model_bytes, quantization = quantize(model_bytes, manifest, config.int8)
-        manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
-    if config.fp16 is not None:
-        say("converting to FP16 and checking it against FP32")
-        from .fp16 import convert
-
-        model_bytes, half = convert(model_bytes, manifest, probes, config.fp16)
-        manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), fp16=half)
-
-    write_bundle(dest, model_bytes, manifest, config.force)
-    return ExportResult(dest, manifest)
+    return dataclasses.replace(manifest, parity=parity), probes
 
 
-def backbone_identity(config: ExportConfig, spec, weights: WeightsInfo, preprocess: str, size) -> dict:
-    """What makes features interchangeable; matches edgeft.extract.backbone_identity for a bundle."""
-    return {"backbone": spec.name if spec else Path(config.backbone).name, "cut": config.cut, "pooling": config.pooling,
-            "preprocess": preprocess, "input": list(size), "weights_tensors_sha256": weights.tensors_sha256}
+def _keras_reference(model: KerasModel, head_names: list[str], cam: np.ndarray | None):
+    """Keras forward pass on Keras-preprocessed probes, keyed like the ONNX outputs."""
+    prep = model.keras_preprocess()
 
+    def run(probes: np.ndarray) -> dict[str, np.ndarray]:
+        feats = np.asarray(model.features(prep(probes), training=False))
+        result = {"features": feats}
+        if model.head is not None:
+            preds = model.head(feats, training=False)
+            result.update(zip(head_names, map(np.asarray, preds if isinstance(preds, (list, tuple)) else [preds])))
+        if cam is not None:
+            result["cam"] = np.einsum("nhwc,ck->nhwk", feats, cam)
+        return result
 
-def _check_head_provenance(config: ExportConfig, spec, weights: WeightsInfo, preprocess: str, size) -> None:
-    """A head trained by `edgeft train-head` or `finetune` records the backbone its features came
-    from (head.json beside it); fusing it onto any other backbone would silently be wrong."""
-    meta_path = config.head.parent / "head.json"
-    if not meta_path.is_file():
-        return
-    trained_on = json.loads(meta_path.read_text()).get("backbone_identity")
-    if not trained_on:
-        return
-    this = backbone_identity(config, spec, weights, preprocess, size)
-    differs = [k for k in this if this[k] != trained_on.get(k)]
-    if differs:
-        detail = ", ".join(f"{k} {trained_on.get(k)!s:.16} vs {this[k]!s:.16}" for k in differs)
-        raise ExportError(f"head '{config.head}' was trained on features of another backbone ({detail}); "
-                          "export the backbone it was trained on, or retrain the head")
+    return run
 
 
 def _finetune_record(config: ExportConfig) -> dict:
     """A backbone file written by `edgeft finetune` carries finetune.json: which layers were tuned."""
-    record = Path(config.backbone).parent / "finetune.json" if _is_file(config.backbone) else None
+    record = Path(config.backbone).parent / "finetune.json" if is_model_file(config.backbone) else None
     return {"finetune": json.loads(record.read_text())} if record and record.is_file() else {}
 
 
-def _is_file(backbone: str) -> bool:
-    return backbone.endswith((".keras", ".h5")) or "/" in backbone
-
-
-def precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
-    """Everything that can be checked before TensorFlow loads."""
-    spec = None if _is_file(config.backbone) else resolve_backbone(config.backbone)
-    if spec is None and config.preprocess is None:
+def precheck(config: ExportConfig) -> list[str]:
+    """Everything that can be checked before TensorFlow loads; returns the labels."""
+    if is_model_file(config.backbone) and config.preprocess is None:
         raise ExportError(
             f"--preprocess is required for a model file: how does '{config.backbone}' expect its input "
             f"scaled? one of {', '.join(PREPROCESS_MODES)}"
         )
+    if not is_model_file(config.backbone):
+        from .backbones import resolve_backbone
+
+        resolve_backbone(config.backbone)  # a typo fails here, with suggestions
     if config.preprocess is not None and config.preprocess not in PREPROCESS_MODES:
         raise ExportError(f"unknown --preprocess '{config.preprocess}': one of {', '.join(PREPROCESS_MODES)}")
     if config.task not in TASKS:
@@ -221,8 +221,27 @@ def precheck(config: ExportConfig) -> tuple[BackboneSpec | None, list[str]]:
         raise ExportError("--labels needs --head: labels name the head's classes")
     if config.int8 is not None and config.fp16 is not None:
         raise ExportError("--int8 and --fp16 exclude each other: INT8 is for CPUs, FP16 for GPUs")
-    labels = _read_labels(config.labels) if config.labels else []
-    return spec, labels
+    return _read_labels(config.labels) if config.labels else []
+
+
+def check_opset(opset: int) -> None:
+    """Between LOWEST_OPSET and the highest tf2onnx converts to, and one onnxruntime loads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    from tf2onnx.constants import OPSET_TO_IR_VERSION
+
+    highest = max(OPSET_TO_IR_VERSION)
+    if not LOWEST_OPSET <= opset <= highest:
+        raise ExportError(f"--opset {opset} is not supported: tf2onnx {version('tf2onnx')} converts to opsets "
+                          f"{LOWEST_OPSET}..{highest} (default 17)")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    probe = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "opset", [x],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]),
+                              opset_imports=[helper.make_opsetid("", opset)], ir_version=OPSET_TO_IR_VERSION[opset])
+    try:
+        ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - onnxruntime's own exception classes
+        raise ExportError(f"--opset {opset} is not supported by onnxruntime {ort.__version__}") from None
 
 
 def _read_labels(path: Path) -> list[str]:
@@ -232,64 +251,6 @@ def _read_labels(path: Path) -> list[str]:
     if not labels:
         raise ExportError(f"labels file '{path}' is empty")
     return labels
-
-
-def load_backbone(config: ExportConfig, spec: BackboneSpec | None):
-    """The full backbone with its weights, its preprocess mode and the (H, W) it will take."""
-    from .build import load_keras_file
-    from .weights import build_with_weights, tensors_sha256
-
-    if spec is None:
-        path = Path(config.backbone)
-        model = load_keras_file(path, "backbone model", config.trust_h5)
-        fixed = tuple(model.input_shape[1:3])
-        size = config.input_size or fixed
-        if None in size:
-            raise ExportError(f"'{path}' takes any input size: pass --input-size")
-        if None not in fixed and tuple(size) != fixed:
-            raise ExportError(f"'{path}' takes {fixed[0]}x{fixed[1]} input, not {size[0]}x{size[1]}")
-        weights = WeightsInfo(str(path), sha256_file(path), tensors_sha256(model), "stored in the model file")
-        return model, weights, config.preprocess, size
-    height, width = config.input_size or (spec.default_size, spec.default_size)
-
-    def construct(weights: str | None):
-        try:
-            return spec.constructor()(include_top=False, weights=weights, input_shape=(height, width, 3))
-        except ValueError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ExportError(f"{spec.name} cannot be built at input size {height}x{width}: {first}") from None
-
-    model, weights = build_with_weights(construct, spec.name, config.weights, config.seed)
-    return model, weights, config.preprocess or spec.preprocess, (height, width)
-
-
-def _output_specs(features, head, batch: int | None) -> list[OutputSpec]:
-    from .build import head_outputs
-
-    specs = [OutputSpec("features", (batch, *features.output.shape[1:]), "features")]
-    if head is not None:
-        for name, tensor in zip(head_outputs(head), head.outputs):
-            specs.append(OutputSpec(name, (batch, *tensor.shape[1:]), "prediction"))
-    return specs
-
-
-def _keras_reference(features, head, head_names: list[str], spec: BackboneSpec | None, mode: str, cam=None):
-    """Keras forward pass on Keras-preprocessed probes, keyed like the ONNX outputs."""
-    from .preprocessing import reference
-
-    prep = reference(mode, spec.official_preprocess() if spec and mode == spec.preprocess else None)
-
-    def run(probes: np.ndarray) -> dict[str, np.ndarray]:
-        feats = np.asarray(features(prep(probes), training=False))
-        result = {"features": feats}
-        if head is not None:
-            preds = head(feats, training=False)
-            result.update(zip(head_names, map(np.asarray, preds if isinstance(preds, (list, tuple)) else [preds])))
-        if cam is not None:
-            result["cam"] = np.einsum("nhwc,ck->nhwk", feats, cam)
-        return result
-
-    return run
 
 
 def _versions() -> dict[str, str]:
