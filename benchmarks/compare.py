@@ -31,7 +31,7 @@ from edgeft.export.quiet import native_stderr_muted  # noqa: E402
 with native_stderr_muted():
     import keras  # noqa: E402
 
-from edgeft.bench import count_flops  # noqa: E402
+from edgeft.runtime.bench import count_flops  # noqa: E402
 from edgeft.export.backbones import resolve_backbone  # noqa: E402
 from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
 from edgeft.export.quantize import Int8Config  # noqa: E402

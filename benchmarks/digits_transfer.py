@@ -29,11 +29,11 @@ from edgeft.export.quiet import native_stderr_muted  # noqa: E402
 with native_stderr_muted():
     import keras  # noqa: E402
 
-from edgeft.datasets import plan_class_folders  # noqa: E402
+from edgeft.transfer.datasets import plan_class_folders  # noqa: E402
 from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
-from edgeft.extract import extract, load_features  # noqa: E402
+from edgeft.transfer.extract import extract, load_features  # noqa: E402
 from edgeft.runtime import Engine  # noqa: E402
-from edgeft.train import HeadConfig, train_head  # noqa: E402
+from edgeft.transfer.train import HeadConfig, train_head  # noqa: E402
 
 SIZE = 32
 

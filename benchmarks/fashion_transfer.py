@@ -37,12 +37,12 @@ with native_stderr_muted():
     import keras  # noqa: E402
 
 from edgeft.offline import DEEPSORT_MOBILENETV2  # noqa: E402
-from edgeft.datasets import plan_class_folders  # noqa: E402
+from edgeft.transfer.datasets import plan_class_folders  # noqa: E402
 from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
-from edgeft.extract import extract, load_features  # noqa: E402
-from edgeft.finetune import FinetuneConfig, finetune  # noqa: E402
+from edgeft.transfer.extract import extract, load_features  # noqa: E402
+from edgeft.transfer.finetune import FinetuneConfig, finetune  # noqa: E402
 from edgeft.runtime import Engine  # noqa: E402
-from edgeft.train import HeadConfig, train_head  # noqa: E402
+from edgeft.transfer.train import HeadConfig, train_head  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgeft.bench import count_flops
+from edgeft.runtime.bench import count_flops
 
 onnx = pytest.importorskip("onnx", reason="counting FLOPs and building test models need the onnx package")
 from tiny_bundle import write_tiny_bundle  # noqa: E402

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeft.datasets import plan_class_folders, plan_driving_log
-from edgeft.extract import ExtractConfig, extract, load_features
+from edgeft.transfer.datasets import plan_class_folders, plan_driving_log
+from edgeft.transfer.extract import ExtractConfig, extract, load_features
 from edgeft.runtime import Engine
 from edgeft.runtime.errors import EdgeftError
 
@@ -66,7 +66,7 @@ def test_bad_class_folders(tmp_path, layout, message) -> None:
 
 
 def test_driving_log_plan_uses_side_cameras_and_splits_by_moment(tmp_path) -> None:
-    from edgeft.sample import make_driving_sample
+    from edgeft.transfer.sample import make_driving_sample
 
     log = make_driving_sample(tmp_path / "drive", frames=20)
     plan = plan_driving_log(log, ("center", "left", "right"), 0.2, 0.2, 0.2, seed=0, augment=("flip",))
@@ -213,7 +213,7 @@ def test_class_activation_maps_from_a_gap_head(tmp_path, deepsort_weights, photo
 
 
 def test_activation_mosaic_of_a_vector_is_one_pixel_per_channel() -> None:
-    from edgeft.visualize import activation_mosaic, grid_shape
+    from edgeft.transfer.visualize import activation_mosaic, grid_shape
 
     assert grid_shape(2048) == (32, 64) and grid_shape(1280) == (32, 40)
     features = np.arange(2048, dtype=np.float32)

@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeft.runtime import Engine
-from edgeft.runtime.overlay import cam_overlay
+from edgeft.runtime import Engine, cam_overlay
 
 
 def grid_shape(count: int) -> tuple[int, int]:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime.errors import EdgeftError
+from edgeft.export import HEAD_META
+from edgeft.runtime import EdgeftError
 
 from .extract import FeatureSet
 
-HEAD_META = "head.json"
 ARCHS = ("dense", "gap")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime import Engine
+from .engine import Engine
 
 
 @dataclass
@@ -40,38 +40,51 @@ class BenchResult:
 def count_flops(model: Path | bytes) -> float | None:
     """2 x multiply-accumulates of Conv and Gemm/MatMul for one frame, from inferred shapes."""
     try:
-        import onnx
-        from onnx import shape_inference
+        import onnx  # noqa: F401 - the export extra; without it there is no count
     except ImportError:
         return None
-    model = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
-    for tensor in list(model.graph.input) + list(model.graph.output):
-        dims = tensor.type.tensor_type.shape.dim
-        if dims and not dims[0].dim_value:
-            dims[0].dim_value = 1
-    model = shape_inference.infer_shapes(model)
+    graph = _shaped_graph(model)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
-    weights = {init.name: list(init.dims) for init in model.graph.initializer}
-    producers = {out: node for node in model.graph.node for out in node.output}
+              for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    weights = {init.name: list(init.dims) for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
 
     def weight_shape(name: str) -> list[int] | None:
-        while name not in weights and name in producers and producers[name].op_type in ("DequantizeLinear", "Identity", "Cast", "Transpose"):
+        """Through the DequantizeLinear / Cast / Transpose an INT8 or FP16 graph puts before a weight."""
+        while name not in weights and name in producers and producers[name].op_type in _PASS_THROUGH:
             name = producers[name].input[0]
         return weights.get(name) or shapes.get(name)
 
-    total = 0.0
-    for node in model.graph.node:
-        out = shapes.get(node.output[0])
-        if node.op_type == "Conv" and out and all(out):
-            kernel = weight_shape(node.input[1])
-            if kernel:
-                total += 2.0 * np.prod(out) * np.prod(kernel[1:])  # out elements x (Cin/groups x kh x kw)
-        elif node.op_type in ("Gemm", "MatMul") and out and all(out):
-            a = shapes.get(node.input[0]) or weight_shape(node.input[0])
-            if a:
-                total += 2.0 * np.prod(out) * a[-1]
-    return total / 1e9
+    return sum(_node_flops(node, shapes, weight_shape) for node in graph.node) / 1e9
+
+
+_PASS_THROUGH = ("DequantizeLinear", "Identity", "Cast", "Transpose")
+
+
+def _shaped_graph(model: Path | bytes):
+    """The graph with batch 1 and every intermediate shape inferred."""
+    import onnx
+    from onnx import shape_inference
+
+    proto = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
+    for tensor in list(proto.graph.input) + list(proto.graph.output):
+        dims = tensor.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_value = 1
+    return shape_inference.infer_shapes(proto).graph
+
+
+def _node_flops(node, shapes: dict[str, list[int]], weight_shape) -> float:
+    out = shapes.get(node.output[0])
+    if not out or not all(out):
+        return 0.0
+    if node.op_type == "Conv":
+        kernel = weight_shape(node.input[1])
+        return 2.0 * np.prod(out) * np.prod(kernel[1:]) if kernel else 0.0  # out elements x (Cin/groups x kh x kw)
+    if node.op_type in ("Gemm", "MatMul"):
+        a = shapes.get(node.input[0]) or weight_shape(node.input[0])
+        return 2.0 * np.prod(out) * a[-1] if a else 0.0
+    return 0.0
 
 
 def cold_start(bundle: Path) -> dict[str, float]:

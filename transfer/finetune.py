@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeft.runtime.errors import EdgeftError
+from edgeft.export import HEAD_META, BackboneRequest, KerasModel, build_keras_model, saved_identity
+from edgeft.runtime import EdgeftError
 
 from .datasets import Plan
 from .extract import load_item_image
@@ -32,54 +33,64 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def finetune(export_config, plan: Plan, out: Path, config: FinetuneConfig) -> dict:
+def finetune(request: BackboneRequest, plan: Plan, out: Path, config: FinetuneConfig) -> dict:
+    """Tune, evaluate before and after, and write backbone.keras, head.keras, finetune.json."""
     import keras
 
-    from edgeft.export import build
-    from edgeft.export.exporter import backbone_identity, load_backbone, precheck
-    from edgeft.export.preprocessing import reference
-    from edgeft.export.weights import tensors_sha256
-
-    if export_config.head is None:
+    if request.head is None:
         raise EdgeftError("finetune needs --head: train one first with `edgeft train-head`")
-    spec, _ = precheck(export_config)
     keras.utils.set_random_seed(config.seed)
-    full, weights, preprocess, size = load_backbone(export_config, spec)
-    features = build.truncate(full, export_config.cut, export_config.pooling)
-    head = build.load_keras_file(export_config.head, "head")
-    build.check_head(head, features)
-    tuned = _unfreeze(features, config)
-    task = plan.task
-    x, y, splits = _load(plan, size, reference(preprocess, spec.official_preprocess() if spec and preprocess == spec.preprocess else None))
-    inputs = keras.Input((*size, 3))
-    model = keras.Model(inputs, head(features(inputs, training=False)))
-    loss, metric = ("sparse_categorical_crossentropy", "accuracy") if task == "classification" else ("mse", "mae")
-    model.compile(keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
+    model = build_keras_model(request)
+    tuned = _unfreeze(model.features, config)
+    x, y, splits = _load(plan, model.size, model.keras_preprocess())
     train, val, test = (splits == s for s in ("train", "val", "test"))
     evaluate_on = test if test.any() else val
-    before = dict(zip(["loss", metric], model.evaluate(x[evaluate_on], y[evaluate_on], verbose=0)))
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val.any() else "loss", patience=config.patience, restore_best_weights=True)
-    history = model.fit(x[train], y[train], validation_data=(x[val], y[val]) if val.any() else None,
-                        epochs=config.epochs, batch_size=config.batch, callbacks=[stop], verbose=0)
-    after = dict(zip(["loss", metric], model.evaluate(x[evaluate_on], y[evaluate_on], verbose=0)))
+    metric, before, after, epochs = _train(model, plan.task, x, y, (train, val, evaluate_on), config)
 
     out.mkdir(parents=True, exist_ok=True)
-    features.save(out / "backbone.keras")
-    head.save(out / "head.keras")
-    file_config = type(export_config)(backbone=str(out / "backbone.keras"), pooling=export_config.pooling, preprocess=preprocess)
-    from edgeft.runtime.manifest import WeightsInfo
-
-    identity = backbone_identity(file_config, None, WeightsInfo("", None, tensors_sha256(features), ""), preprocess, size)
-    record = {"base": {"backbone": spec.name if spec else export_config.backbone, "weights": weights.source,
-                       "weights_tensors_sha256": weights.tensors_sha256, "cut": export_config.cut, "pooling": export_config.pooling},
-              "tuned_layers": tuned, "config": asdict(config), "epochs_run": len(history.history["loss"]),
+    model.features.save(out / "backbone.keras")
+    model.head.save(out / "head.keras")
+    identity = saved_identity(model.features, out / "backbone.keras", request.pooling, model.backbone.preprocess, model.size)
+    record = {"base": {"backbone": model.backbone.name, "weights": model.weights.source,
+                       "weights_tensors_sha256": model.weights.tensors_sha256, "cut": request.cut, "pooling": request.pooling},
+              "tuned_layers": tuned, "config": asdict(config), "epochs_run": epochs,
               "evaluated_on": "test" if test.any() else "val", "before": before, "after": after}
     (out / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
     classes = list(plan.classes)
-    (out / "head.json").write_text(json.dumps({"task": task, "classes": classes, "backbone_identity": identity}, indent=2) + "\n")
+    (out / HEAD_META).write_text(json.dumps({"task": plan.task, "classes": classes, "backbone_identity": identity}, indent=2) + "\n")
     if classes:
         (out / "labels.txt").write_text("\n".join(classes) + "\n")
-    return record | {"preprocess": preprocess, "input": list(size)}
+    return record | {"preprocess": model.backbone.preprocess, "input": list(model.size), "metric": metric}
+
+
+def _train(model: KerasModel, task: str, x: np.ndarray, y: np.ndarray, masks: tuple, config: FinetuneConfig):
+    """Backbone and head end to end at a low learning rate; the metric before and after."""
+    import keras
+
+    train, val, evaluate_on = masks
+    inputs = keras.Input((*model.size, 3))
+    whole = keras.Model(inputs, model.head(model.features(inputs, training=False)))
+    loss, metric = ("sparse_categorical_crossentropy", "accuracy") if task == "classification" else ("mse", "mae")
+    whole.compile(keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
+    before = dict(zip(["loss", metric], whole.evaluate(x[evaluate_on], y[evaluate_on], verbose=0)))
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val.any() else "loss", patience=config.patience,
+                                         restore_best_weights=True)
+    history = whole.fit(x[train], y[train], validation_data=(x[val], y[val]) if val.any() else None,
+                        epochs=config.epochs, batch_size=config.batch, callbacks=[stop], verbose=0)
+    after = dict(zip(["loss", metric], whole.evaluate(x[evaluate_on], y[evaluate_on], verbose=0)))
+    return metric, before, after, len(history.history["loss"])
+
+
+def finetune_summary(record: dict, out: Path, pooling: str, classes: bool) -> list[str]:
+    """What was tuned and how it scored, and the `edgeft export` line that makes it a bundle."""
+    metric = record["metric"]
+    size = "x".join(map(str, record["input"]))
+    return [
+        f"tuned {len(record['tuned_layers'])} layers ({record['tuned_layers'][0]} … {record['tuned_layers'][-1]}), "
+        f"{record['epochs_run']} epochs; {record['evaluated_on']} {metric} {record['before'][metric]:.4f} -> {record['after'][metric]:.4f}",
+        f"export it: edgeft export {out / 'backbone.keras'} --preprocess {record['preprocess']} --input-size {size} "
+        f"--pooling {pooling} --head {out / 'head.keras'}" + (f" --labels {out / 'labels.txt'}" if classes else ""),
+    ]
 
 
 def _unfreeze(features, config: FinetuneConfig) -> list[str]:

@@ -2,20 +2,18 @@
 
 A plan is the ordered list of items (image, label, camera, split, augmentation) that
 `extract` turns into features. Planning is deterministic for a seed, so an interrupted
-extraction can resume and a training run can be reproduced from `items.csv` alone.
+extraction can resume and a training run can be reproduced from the features' index alone.
 """
 
 from __future__ import annotations
 
-import csv
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime.errors import EdgeftError
-from edgeft.runtime.sources.drivelog import read_log, resolve_image, SIDE_SIGN
-from edgeft.runtime.sources.images import IMAGE_SUFFIXES, natural_key
+from edgeft.runtime import EdgeftError
+from edgeft.runtime.sources import IMAGE_SUFFIXES, SIDE_SIGN, natural_key, read_log, resolve_image
 
 SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("flip", "brightness")
@@ -37,18 +35,6 @@ class Plan:
     items: list[Item]
     classes: tuple[str, ...] = ()
     skipped: int = 0  # files that are not images
-
-    def write(self, path: Path) -> None:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, [f.name for f in fields(Item)])
-            writer.writeheader()
-            writer.writerows(asdict(item) for item in self.items)
-
-
-def read_items(path: Path) -> list[Item]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [Item(r["path"], r["label"], r["split"], r["camera"], r["flip"] == "True", float(r["brightness"]))
-                for r in csv.DictReader(fh)]
 
 
 PRESPLIT = {"train": "train", "val": "val", "validation": "val", "test": "test"}

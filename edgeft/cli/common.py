@@ -1,0 +1,95 @@
+"""What every command shares: the app, the consoles, one-line errors, and each option declared once."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from edgeft.runtime import EdgeftError
+
+app = typer.Typer(
+    help="Export keras.applications backbones to verified ONNX bundles and run them on the edge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stdout = Console()
+err = Console(stderr=True)
+
+MODELS_DIR = Path("models")
+MODEL, EXPORT, DATA, RUN, OUTPUT = "Model", "Export", "Dataset", "Run", "Outputs"  # --help sections
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected failures become one line on stderr and exit code 1; Ctrl-C exits 130.
+    The message is escaped: a path like 'runs/[test]' must reach the user as written."""
+    try:
+        yield
+    except EdgeftError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def export_available() -> None:
+    """Import TensorFlow with its native start-up log (CUDA probing on CPU machines) muted."""
+    try:
+        from edgeft.export.quiet import native_stderr_muted
+
+        with native_stderr_muted():
+            import tensorflow as tf
+            import tf2onnx  # noqa: F401
+
+            tf.config.list_physical_devices()  # cuInit happens here; its failure is not news
+    except ImportError:
+        raise EdgeftError("this command needs the export extra: pip install 'edgeft[export]'") from None
+
+
+def names(text: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c'): the comma-separated option values."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def say(text: str) -> None:
+    """A plain line on stdout: paths and names are printed as written, never as markup."""
+    stdout.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# Options used by several commands, declared once.
+Model = Annotated[Optional[Path], typer.Option(help="bundle folder (default: the only one under models/)", rich_help_panel=MODEL)]
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt", rich_help_panel=MODEL)]
+Threads = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads", rich_help_panel=MODEL)]
+IoBinding = Annotated[Optional[bool], typer.Option("--io-binding/--no-io-binding", rich_help_panel=MODEL,
+                                                   help="bind frames to device buffers (default: on GPU providers)")]
+ModelsDir = Annotated[Path, typer.Option(help="where bundles are written", rich_help_panel=EXPORT)]
+Force = Annotated[bool, typer.Option(help="replace existing outputs (never done otherwise)", rich_help_panel=OUTPUT)]
+Seed = Annotated[int, typer.Option(help="seed for random init, splits and augmentation")]
+# How a backbone is built: export and finetune must build it the same way.
+Weights = Annotated[str, typer.Option(help="imagenet | none | PATH to a weights file", rich_help_panel=MODEL)]
+Cut = Annotated[Optional[str], typer.Option(help="cut at this layer instead of dropping only the classifier", rich_help_panel=MODEL)]
+Pooling = Annotated[str, typer.Option(help="avg | max | none: pooling of a 4-D feature map", rich_help_panel=MODEL)]
+InputSize = Annotated[Optional[str], typer.Option(help="N or HxW, e.g. 299 or 224x320", rich_help_panel=MODEL)]
+Preprocess = Annotated[Optional[str], typer.Option(help="tf | caffe | torch | unit | none (needed for model files)",
+                                                   rich_help_panel=MODEL)]
+TrustH5 = Annotated[bool, typer.Option(help="allow a legacy .h5 model file (no safe mode)", rich_help_panel=MODEL)]
+# How a labelled dataset is planned: extract and finetune must plan it the same way.
+Val = Annotated[float, typer.Option(help="validation fraction", rich_help_panel=DATA)]
+Test = Annotated[float, typer.Option(help="test fraction", rich_help_panel=DATA)]
+Augment = Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)", rich_help_panel=DATA)]
+Cameras = Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=DATA)]
+Correction = Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right", rich_help_panel=DATA)]

@@ -1,0 +1,150 @@
+"""What the commands show: a progress bar or live status line while running, and tables at the end.
+Values that come from users (paths, names, labels) are escaped: rich markup must not eat them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edgeft.runtime import Manifest, Result, Stats, decode
+
+
+class RunDisplay:
+    """Context manager fed one result at a time; redraws at most four times a second."""
+
+    def __init__(self, console: Console, stats: Stats, total: int | None, live: bool, enabled: bool = True):
+        self.console, self.stats, self.total, self.live, self.enabled = console, stats, total, live, enabled
+        self._last = 0.0
+        self._progress: Progress | None = None
+        self._line: Live | None = None
+
+    def __enter__(self) -> RunDisplay:
+        if not self.enabled:
+            return self
+        if self.live or self.total is None:
+            self._line = Live(self._status(), console=self.console, refresh_per_second=4, transient=True)
+            self._line.__enter__()
+        else:
+            self._progress = Progress(TextColumn("[bold]frames"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("run", total=self.total, rate="")
+        return self
+
+    def update(self, result: Result, ticks: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.25:
+            return
+        self._last = now
+        if self._progress is not None:
+            self._progress.update(self._task, completed=ticks, rate=f"{self.stats.fps:.1f} fps")
+        elif self._line is not None:
+            self._line.update(self._status())
+
+    def _status(self) -> str:
+        lat = self.stats.latency_percentiles(recent=True)
+        latency = f"p50 {lat['p50']:.0f} ms  p99 {lat['p99']:.0f} ms" if lat else "-"
+        return f"[bold]{self.stats.frames}[/] frames  {self.stats.fps:.1f} fps  latency {latency}  drops {self.stats.drops}"
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for widget in (self._progress, self._line):
+            if widget is not None:
+                widget.__exit__(kind, exc, tb)
+
+
+class ProgressBar:
+    """A transient bar for batch jobs: `update(done, total)` as work completes."""
+
+    def __init__(self, console: Console, label: str, total: int):
+        self._progress = Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                  console=console, transient=True)
+        self._task = self._progress.add_task(label, total=total)
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.__enter__()
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+
+def key_value_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(show_header=False, title=escape(title), title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", escape(value))
+    return table
+
+
+def summary_table(stats: Stats, manifest: Manifest, interrupted: bool) -> Table:
+    lat = stats.latency_percentiles()
+    rows = [
+        ("frames", f"{stats.frames}" + (f" ({stats.invalid} invalid)" if stats.invalid else "")),
+        ("time", f"{stats.elapsed_s:.2f} s"),
+        ("throughput", f"{stats.fps:.1f} frames/s"),
+        ("latency", f"p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms (capture to result)" if lat else "-"),
+        ("drops", str(stats.drops)),
+        ("skipped", f"{stats.skipped} unreadable"),
+        ("reconnects", str(stats.reconnects)),
+        ("provider", stats.provider),
+    ]
+    steering = stats.steering()
+    if steering:
+        rows.append(("steering", f"MAE {steering['mae']:.4f}, RMSE {steering['rmse']:.4f} on {steering['n']} frames with ground truth"))
+    rows += [("note", note) for note in stats.notes] + [("error", error) for error in stats.errors]
+    return key_value_table(f"edgeft run: {manifest.name}" + (" (interrupted)" if interrupted else ""), rows)
+
+
+def describe(manifest: Manifest, outputs: dict) -> str:
+    """One result in a few words: label and score, steering, or a feature summary."""
+    decoded = decode(manifest, outputs)
+    if decoded.label is not None:
+        return f"{decoded.label} ({decoded.score:.3f})"
+    if decoded.values:
+        return "prediction " + ", ".join(f"{v:.4f}" for v in decoded.values)
+    feats = outputs["features"]
+    top = feats.reshape(-1).argsort()[::-1][:3]
+    return f"features {tuple(feats.shape)}, L2 {float((feats ** 2).sum() ** 0.5):.2f}, strongest channels {list(map(int, top))}"
+
+
+def manifest_table(path: Path, m: Manifest, loads: str) -> Table:
+    b, w, i = m.backbone, m.weights, m.input
+    rows = [
+        ("task", m.task + (f" ({len(m.labels)} labels)" if m.labels else "")),
+        ("backbone", f"{b.name} ({b.source}), cut {b.cut or 'classifier dropped'}, pooling {b.pooling}"),
+        ("input", f"{i.name}: {i.dtype} {i.layout} {i.color_order} {i.height}x{i.width}, batch {i.batch or 'dynamic'}"),
+        ("preprocess", f"{b.preprocess} (folded into the graph)"),
+        ("outputs", ", ".join(f"{o.name} {_shape(o.shape)}" for o in m.outputs)),
+        ("weights", f"{w.source}: {w.loaded_by}" + (f", file sha256 {w.file_sha256[:16]}…" if w.file_sha256 else "")),
+        ("head", f"{m.head.source} (sha256 {m.head.sha256[:16]}…)" if m.head else "none"),
+        ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
+                   + f" (tolerance {m.parity_tolerance:g})"),
+        ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…" + (f", {m.quantization.method}" if m.quantization else f", {m.precision}")),
+        *([("int8", f"calibrated on {m.quantization.calibration_frames} frames of {m.quantization.calibration_source}; vs FP32 on "
+                    f"{m.quantization.holdout_frames} held out: " + _agreement(m.quantization.agreement))] if m.quantization else []),
+        *([("fp16", f"vs FP32 on {m.fp16.probe_frames} probes, FP16 graph on {m.fp16.checked_on}: " + _agreement(m.fp16.agreement)
+                    + "; FP16 storage emulated on CPU: " + _agreement(m.fp16.storage_emulation))] if m.fp16 else []),
+        ("loads", loads),
+        ("versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())),
+        ("created", m.created),
+    ]
+    return key_value_table(f"bundle {path}", rows)
+
+
+def _shape(shape: tuple) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
+
+
+def _agreement(agreement: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.6f}" for k, v in agreement.items())

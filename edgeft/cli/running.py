@@ -1,0 +1,167 @@
+"""Commands that run a bundle: predict on images, stream sources, bench, visualize."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
+
+from .common import (MODELS_DIR, OUTPUT, RUN, Device, Force, IoBinding, Model, Threads, app, err, log_to_stderr, names, say,
+                     stdout, user_errors)
+from .display import RunDisplay, describe, summary_table
+
+SOURCE = "Source"
+
+
+def load_engine(model: Path | None, device: str = "auto", threads: int | None = None, **options: object) -> Engine:
+    from edgeft.runtime import default_bundle
+
+    log_to_stderr()
+    return Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, **options)
+
+
+def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], sources: SourceOptions, sinks: SinkOptions,
+                config: PipelineConfig, quiet: bool) -> None:
+    """Sources -> pipeline -> sinks with a live display and a summary; exits as the run ended.
+    Shared by `run` and `extract --source`."""
+    from edgeft.runtime import FeatureSink, Pipeline, check_sinks, open_rig, open_sinks, run
+    from edgeft.runtime.sources import is_live
+
+    if sinks.resume and any(is_live(spec, sources) for spec in specs):
+        raise EdgeftError("--resume needs a recorded source (a file, folder or log), not a live one")
+    check_sinks(outputs, sinks)  # every output is checked before a source or an output opens
+    with open_rig(specs, sources) as rig:
+        fps = getattr(rig.sources[0], "fps", None)  # a video's own rate for --save-video
+        opened = open_sinks(outputs, engine.manifest, replace(sinks, fps=fps) if fps else sinks)
+        done = {key for sink in opened if isinstance(sink, FeatureSink) for key in sink.done()}
+        pipeline = Pipeline(rig.sources, engine, config, skip=(lambda f: (f.source, f.index) in done) if done else None)
+        with RunDisplay(err, pipeline.stats, rig.total(config.max_ticks), rig.live, enabled=not quiet) as display:
+            outcome = run(pipeline, opened, on_result=lambda r: display.update(r, pipeline.ticks))
+    stdout.print(summary_table(outcome.stats, engine.manifest, outcome.signal is not None))
+    if outcome.signal:
+        raise typer.Exit(outcome.exit_code)  # 130 for Ctrl-C, 143 for SIGTERM
+    if outcome.error:
+        raise EdgeftError(outcome.error)
+    if outcome.stats.frames == 0 and outcome.stats.skipped and config.max_ticks != 0 and not done:
+        raise EdgeftError(f"no frame could be used: all {outcome.stats.skipped} inputs were unreadable")
+
+
+@app.command(rich_help_panel="Running")
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    model: Model = None,
+    device: Device = "auto",
+) -> None:
+    """Run a bundle on image files and print each prediction (or feature summary)."""
+    with user_errors():
+        from edgeft.runtime.sources import read_image
+
+        engine = load_engine(model, device)
+        table = Table("image", "size", "result", "ms")
+        for path in images:
+            frame = read_image(path)
+            result = engine.predict(frame)
+            table.add_row(path.name, f"{frame.shape[1]}x{frame.shape[0]}", describe(engine.manifest, result.outputs),
+                          f"{result.latency_ms:.1f}")
+        stdout.print(table)
+
+
+@app.command(rich_help_panel="Running")
+def run(
+    source: Annotated[list[str], typer.Option("--source", "-s", rich_help_panel=SOURCE,
+                                              help="camera0 | video | image folder/glob | URL | driving_log.csv; repeat for a rig, name=spec to name")],
+    model: Model = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="keep optimised graphs / TensorRT engines here between starts", rich_help_panel="Model")] = None,
+    io_binding: IoBinding = None,
+    batch: Annotated[int, typer.Option(help="ticks per inference call for file sources", rich_help_panel=RUN)] = 1,
+    rate: Annotated[Optional[float], typer.Option(help="pace file sources at HZ, like a live camera (newest frame wins)", rich_help_panel=SOURCE)] = None,
+    stride: Annotated[int, typer.Option(help="keep every Nth frame", rich_help_panel=SOURCE)] = 1,
+    loop: Annotated[bool, typer.Option(help="loop image folders / globs", rich_help_panel=SOURCE)] = False,
+    width: Annotated[Optional[int], typer.Option(help="camera capture width", rich_help_panel=SOURCE)] = None,
+    height: Annotated[Optional[int], typer.Option(help="camera capture height", rich_help_panel=SOURCE)] = None,
+    fps: Annotated[Optional[float], typer.Option(help="camera capture fps", rich_help_panel=SOURCE)] = None,
+    cameras: Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=SOURCE)] = "center,left,right",
+    correction: Annotated[Optional[float], typer.Option(help="driving log: steering truth offset for left/right cameras", rich_help_panel=SOURCE)] = None,
+    output: Annotated[Optional[Path], typer.Option(help="predictions to FILE.jsonl or FILE.csv", rich_help_panel=OUTPUT)] = None,
+    features: Annotated[Optional[Path], typer.Option(help="features to DIR as .npy shards + index.csv", rich_help_panel=OUTPUT)] = None,
+    save_video: Annotated[Optional[Path], typer.Option(help="annotated video of the first camera (.mp4)", rich_help_panel=OUTPUT)] = None,
+    show: Annotated[bool, typer.Option(help="show the annotated first camera in a window", rich_help_panel=OUTPUT)] = False,
+    force: Force = False,
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks", rich_help_panel=RUN)] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display, only the summary", rich_help_panel=RUN)] = False,
+) -> None:
+    """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
+    with user_errors():
+        from edgeft.runtime.sinks import WindowSink
+
+        sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
+                                cameras=names(cameras), correction=correction)
+        config = PipelineConfig(batch=batch, max_ticks=max_frames)
+        engine = load_engine(model, device, threads, cache_dir=cache_dir, io_binding=io_binding)
+        outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video)) if path]
+        if show and not WindowSink.available():
+            err.print("--show ignored: no display here")
+        outputs += ["window"] if show and WindowSink.available() else []
+        stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0), config, quiet)
+
+
+@app.command("bench", rich_help_panel="Running")
+def bench_command(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder")],
+    device: Device = "auto",
+    threads: Threads = None,
+    io_binding: IoBinding = None,
+    runs: Annotated[int, typer.Option(help="timed runs at batch 1 (fewer at larger batches)")] = 30,
+    batches: Annotated[str, typer.Option(help="batch sizes for throughput")] = "1,8,32",
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Latency, throughput, memory, cold start and achieved GFLOP/s of a bundle on this machine."""
+    with user_errors():
+        from edgeft.runtime.bench import bench
+
+        sizes = tuple(int(b) for b in names(batches) if b.isdigit())
+        if runs < 1 or len(sizes) != len(names(batches)) or not sizes or min(sizes) < 1:
+            raise EdgeftError("--runs and every --batches size must be whole numbers of at least 1")
+        result = bench(bundle, device, threads, runs, batches=sizes, io_binding=io_binding)
+        if json_out:
+            print(result.to_json())
+            return
+        stdout.print(bench_table(bundle, result))
+
+
+def bench_table(bundle: Path, result) -> Table:
+    table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider}"
+                  f"{', IO binding' if result.io_binding else ''})", title_justify="left")
+    lat, cold = result.latency_ms, result.cold_start_s
+    table.add_row("latency b1", f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms")
+    for size, fps in result.throughput_fps.items():
+        gflops = f", {result.gflops_per_s[size]:.1f} GFLOP/s" if result.gflops_per_frame else ""
+        table.add_row(f"throughput b{size}", f"{fps:.1f} frames/s{gflops}")
+    table.add_row("model FLOPs", f"{result.gflops_per_frame:.2f} GFLOP/frame" if result.gflops_per_frame else "n/a (needs the onnx package)")
+    table.add_row("peak memory", f"{result.peak_rss_mb:.0f} MB RSS")
+    table.add_row("cold start", f"{cold['to_first_result_s']:.2f} s to the first result (import {cold['import_s']:.2f} + "
+                                f"session {cold['session_s']:.2f} + first frame {cold['first_frame_s']:.2f})")
+    return table
+
+
+@app.command(rich_help_panel="Running")
+def visualize(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder")],
+    image: Annotated[Path, typer.Argument(help="image file")],
+    out: Annotated[Path, typer.Option(help="folder for the PNGs")] = Path("runs/visualize"),
+) -> None:
+    """Write the feature activations as a mosaic, and the class activation map when the bundle has one."""
+    with user_errors():
+        from edgeft.runtime.sources import read_image
+        from edgeft.transfer.visualize import visualize as draw
+
+        for path in draw(Engine.load(bundle), read_image(image), out, image.stem):
+            say(f"wrote {path}")

@@ -1,0 +1,133 @@
+"""Transfer-learning commands: the sample drive, feature caching, head training, fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeft.runtime import EdgeftError, PipelineConfig, SinkOptions, SourceOptions
+
+from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, Force, InputSize, Model, Pooling, Preprocess, Seed,
+                     Test, TrustH5, Val, Weights, app, err, export_available, names, say, user_errors)
+from .display import ProgressBar
+from .running import load_engine, stream_into
+
+TRAINING = "Training"
+
+
+@app.command(rich_help_panel="Transfer learning")
+def sample(
+    folder: Annotated[Path, typer.Argument(help="where to write the sample")] = Path("data/sample-drive"),
+    frames: Annotated[int, typer.Option(help="frames per camera")] = 120,
+    seed: Annotated[int, typer.Option(help="noise seed")] = 0,
+) -> None:
+    """Write the built-in driving sample: a synthetic three-camera road clip and driving_log.csv."""
+    with user_errors():
+        from edgeft.transfer.sample import make_driving_sample
+
+        if frames < 1:
+            raise EdgeftError("--frames must be at least 1")
+        log_path = make_driving_sample(folder, frames, seed)
+        say(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: a synthetic road, steering = drawn curvature")
+
+
+@app.command(rich_help_panel="Transfer learning")
+def extract(
+    dataset: Annotated[Optional[Path], typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")] = None,
+    out: Annotated[Path, typer.Option(help="features folder to write", rich_help_panel=OUTPUT)] = Path("runs/features"),
+    model: Model = None,
+    device: Device = "auto",
+    source: Annotated[Optional[str], typer.Option(help="any run source instead of a dataset: features without labels", rich_help_panel=DATA)] = None,
+    val: Val = 0.15,
+    test: Test = 0.15,
+    seed: Seed = 0,
+    augment: Augment = "",
+    cameras: Cameras = "center,left,right",
+    correction: Correction = 0.2,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted extraction", rich_help_panel=OUTPUT)] = False,
+    force: Force = False,
+    rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard", rich_help_panel=OUTPUT)] = 256,
+    batch: Annotated[int, typer.Option(help="frames per inference call")] = 16,
+) -> None:
+    """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
+    with user_errors():
+        from edgeft.transfer import ExtractConfig, extract as run_extract, extraction_report, extraction_settings, plan_dataset
+
+        if (dataset is None) == (source is None):
+            raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
+        config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
+        engine = load_engine(model, device)
+        if source is not None:
+            sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
+            stream_into(engine, [source], [f"features:{out}"], SourceOptions(), sinks, PipelineConfig(batch=batch), quiet=False)
+            return
+        aug, cams = names(augment), names(cameras)
+        plan = plan_dataset(dataset, val, test, seed, aug, cams, correction)
+        settings = extraction_settings(dataset, val, test, seed, aug, cams, correction)
+        with ProgressBar(err, "extract", len(plan.items)) as progress:
+            unreadable = run_extract(engine, plan, out, settings, config, progress.update)
+        say(extraction_report(plan, out, unreadable))
+
+
+@app.command("train-head", rich_help_panel="Transfer learning")
+def train_head_command(
+    features: Annotated[Path, typer.Argument(help="features folder from `edgeft extract`")],
+    out: Annotated[Path, typer.Option(help="folder for head.keras and its report")] = Path("runs/head"),
+    arch: Annotated[str, typer.Option(help="dense (dropout + dense) | gap (global-average-pool + dense, for CAMs)", rich_help_panel=TRAINING)] = "dense",
+    hidden: Annotated[int, typer.Option(help="units of an optional hidden layer (dense)", rich_help_panel=TRAINING)] = 0,
+    dropout: Annotated[float, typer.Option(help="dropout rate", rich_help_panel=TRAINING)] = 0.3,
+    epochs: Annotated[int, typer.Option(help="maximum epochs (early stopping on validation)", rich_help_panel=TRAINING)] = 200,
+    batch: Annotated[int, typer.Option(help="batch size", rich_help_panel=TRAINING)] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate", rich_help_panel=TRAINING)] = 1e-3,
+    patience: Annotated[int, typer.Option(help="epochs without validation improvement before stopping", rich_help_panel=TRAINING)] = 15,
+    seed: Seed = 0,
+) -> None:
+    """Train a Keras head on cached features; writes head.keras, metrics.json and plots."""
+    with user_errors():
+        export_available()
+        from edgeft.transfer import HeadConfig, load_features, train_head
+
+        report = train_head(load_features(features), out, HeadConfig(arch, hidden, dropout, epochs, batch, learning_rate, patience, seed))
+        scores = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n") for split, m in report["metrics"].items())
+        say(f"wrote {out / 'head.keras'} ({report['task']}, {report['epochs_run']} epochs): {scores}")
+
+
+@app.command(rich_help_panel="Transfer learning")
+def finetune(
+    backbone: Annotated[str, typer.Argument(help="the backbone the head was trained on (as given to export)")],
+    dataset: Annotated[Path, typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")],
+    head: Annotated[Path, typer.Option(help="head.keras from `edgeft train-head`")],
+    out: Annotated[Path, typer.Option(help="folder for backbone.keras, head.keras, finetune.json")] = Path("runs/finetune"),
+    weights: Weights = "imagenet",
+    cut: Cut = None,
+    pooling: Pooling = "avg",
+    input_size: InputSize = None,
+    preprocess: Preprocess = None,
+    trust_h5: TrustH5 = False,
+    unfreeze: Annotated[int, typer.Option(help="train the last N weighted layers of the backbone", rich_help_panel=TRAINING)] = 0,
+    from_layer: Annotated[Optional[str], typer.Option(help="or train every layer from this one on (e.g. mixed9)", rich_help_panel=TRAINING)] = None,
+    epochs: Annotated[int, typer.Option(help="maximum epochs", rich_help_panel=TRAINING)] = 10,
+    batch: Annotated[int, typer.Option(help="batch size", rich_help_panel=TRAINING)] = 16,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (keep it low)", rich_help_panel=TRAINING)] = 1e-5,
+    val: Val = 0.15,
+    test: Test = 0.15,
+    seed: Seed = 0,
+    augment: Augment = "",
+    cameras: Cameras = "center,left,right",
+    correction: Correction = 0.2,
+) -> None:
+    """Fine-tune the top of the backbone together with a trained head, at a low learning rate."""
+    with user_errors():
+        export_available()
+        from edgeft.export import BackboneRequest, parse_input_size
+        from edgeft.transfer import FinetuneConfig, finetune_summary, plan_dataset
+        from edgeft.transfer import finetune as run_finetune
+
+        request = BackboneRequest(backbone, weights, cut, pooling, parse_input_size(input_size) if input_size else None,
+                                  preprocess, head, trust_h5, seed)
+        plan = plan_dataset(dataset, val, test, seed, names(augment), names(cameras), correction)
+        record = run_finetune(request, plan, out, FinetuneConfig(unfreeze, from_layer, epochs, batch, learning_rate, seed=seed))
+        for line in finetune_summary(record, out, pooling, bool(plan.classes)):
+            say(line)

@@ -1,0 +1,149 @@
+"""`edgeft extract`: run a bundle (onnxruntime, not Keras) over a planned dataset into shards.
+
+The folder has the one feature-folder format (`edgeft.runtime.sinks.features`): its index keys
+each row by the planned item (image, label, split, camera, augmentation), and shard N holds
+items N x rows_per_shard onward. `--resume` recomputes exactly the shards that are missing or
+incomplete, wherever they are, in the same batches, so the result equals an uninterrupted run
+bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeft.runtime import EdgeftError, Engine, SinkOptions, read_features
+from edgeft.runtime.sinks import ShardWriter, features_meta, shard_name
+from edgeft.runtime.sources import read_bgr
+
+from .datasets import Item, Plan, is_driving_log
+
+ITEM_COLUMNS = [f.name for f in fields(Item)]
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    rows_per_shard: int = 256
+    batch: int = 16
+    resume: bool = False
+    force: bool = False  # replace an existing features folder
+
+    def __post_init__(self) -> None:
+        if self.rows_per_shard < 1 or self.batch < 1:
+            raise EdgeftError("--rows-per-shard and --batch must be at least 1")
+
+
+@dataclass
+class FeatureSet:
+    """Features loaded back with their labels and splits (rows that failed to read are dropped)."""
+
+    x: np.ndarray
+    labels: list[str]
+    splits: np.ndarray
+    meta: dict
+    dropped: int = 0
+
+    def split(self, name: str) -> np.ndarray:
+        return self.splits == name
+
+
+def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: ExtractConfig = ExtractConfig(),
+            progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+    """Fill `out` with features of every planned item; returns the number of unreadable images."""
+    if engine.manifest.output("features") is None:
+        raise EdgeftError("the bundle has no features output")
+    meta = features_meta(engine.manifest, ITEM_COLUMNS, config.rows_per_shard, task=plan.task, classes=list(plan.classes),
+                         rows=len(plan.items), skipped_files=plan.skipped, **settings)
+    writer = ShardWriter(out, meta, SinkOptions(resume=config.resume, force=config.force), what="extract --out")
+    try:
+        _check_resumable(writer, plan, config.rows_per_shard)
+        unreadable = 0
+        for number, start in enumerate(range(0, len(plan.items), config.rows_per_shard)):
+            chunk = plan.items[start : start + config.rows_per_shard]
+            if not writer.shard_complete(number, len(chunk)):
+                rows, missing = _features(engine, chunk, config.batch, meta["shape"])
+                unreadable += missing
+                writer.write_shard(number, rows, [_key(item) for item in chunk])
+            progress(start + len(chunk), len(plan.items))
+    finally:
+        writer.close()
+    if plan.items and unreadable == len(plan.items):
+        raise EdgeftError(f"none of the {len(plan.items)} planned images could be read (first: {plan.items[0].path})")
+    return unreadable
+
+
+def extraction_settings(dataset: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
+                        cameras: tuple[str, ...], correction: float) -> dict:
+    """The settings recorded with the features (a resumed run must match them)."""
+    settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(augment)}
+    if is_driving_log(dataset):
+        settings.update(cameras=list(cameras), correction=correction)
+    return settings
+
+
+def extraction_report(plan: Plan, out: Path, unreadable: int) -> str:
+    splits = {s: sum(1 for i in plan.items if i.split == s) for s in ("train", "val", "test")}
+    line = f"wrote {out}: {len(plan.items)} rows ({', '.join(f'{k} {v}' for k, v in splits.items())})"
+    if plan.classes:
+        line += f", {len(plan.classes)} classes"
+    if plan.skipped:
+        line += f"; skipped {plan.skipped} non-image files"
+    if unreadable:
+        line += f"; {unreadable} unreadable images left out"
+    return line
+
+
+def _key(item: Item) -> list[str]:
+    return [str(value) for value in astuple(item)]
+
+
+def _check_resumable(writer: ShardWriter, plan: Plan, rows_per_shard: int) -> None:
+    """Every row the folder already indexes must be the item this plan puts there."""
+    for number in range(-(-len(plan.items) // rows_per_shard)):
+        start = number * rows_per_shard
+        for entry in writer.indexed.get(shard_name(number), []):
+            position = start + entry.row
+            if position >= len(plan.items) or [entry.key.get(c) for c in ITEM_COLUMNS] != _key(plan.items[position]):
+                raise EdgeftError(f"cannot resume '{writer.folder}': it was started with another bundle, dataset or settings "
+                                  f"(row {position} differs)")
+
+
+def _features(engine: Engine, chunk: list[Item], batch: int, shape: list[int]) -> tuple[np.ndarray, int]:
+    """Features of `chunk`, NaN rows for images that cannot be read, and how many those were."""
+    rows, missing = [], 0
+    for b in range(0, len(chunk), batch):
+        images = [load_item_image(item) for item in chunk[b : b + batch]]
+        good = [i for i, img in enumerate(images) if img is not None]
+        missing += len(images) - len(good)
+        feats = np.full((len(images), *shape), np.nan, np.float32)
+        if good:
+            feats[good] = engine.predict([images[i] for i in good])["features"]
+        rows.append(feats)
+    return np.concatenate(rows), missing
+
+
+def load_item_image(item: Item) -> np.ndarray | None:
+    image = read_bgr(Path(item.path))
+    if image is None:
+        return None
+    if item.flip:
+        image = cv2.flip(image, 1)
+    if item.brightness != 1.0:
+        image = cv2.convertScaleAbs(image, alpha=item.brightness)
+    return image
+
+
+def load_features(folder: Path) -> FeatureSet:
+    """A labelled features folder, as written by `extract` (either format)."""
+    meta, keys, x = read_features(folder)
+    if keys and "label" not in keys[0] or meta.get("task") not in ("classification", "regression"):
+        raise EdgeftError(f"'{folder}' has features but no labels (extracted from a plain --source): extract a labelled dataset")
+    if len(x) != meta["rows"]:
+        raise EdgeftError(f"'{folder}' holds {len(x)} of {meta['rows']} feature rows: finish it with `edgeft extract --resume`")
+    ok = ~np.isnan(x.reshape(len(x), -1)).any(axis=1)
+    return FeatureSet(x[ok], [k["label"] for k, keep in zip(keys, ok) if keep],
+                      np.array([k["split"] for k, keep in zip(keys, ok) if keep]), meta, int((~ok).sum()))
