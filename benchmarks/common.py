@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,3 +71,18 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
+
+
+def cpu_line() -> str:
+    """The CPU these figures came from: model name and the ISA flags that decide the fast paths."""
+    flags: set[str] = set()
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    wanted = sorted(f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx")) or "vnni" in f)
+    return f"{model}; {len(os.sched_getaffinity(0))} cores; {' '.join(wanted)}"
