@@ -12,43 +12,48 @@ from .preprocess import to_bgr
 from .results import Result, decode
 
 
-def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarray:
-    """Draw the prediction: a steering gauge for regression, label + score for classification."""
-    canvas = to_bgr(image).copy()
-    h, w = canvas.shape[:2]
-    scale = max(0.4, w / 900)  # Hershey font scale: legible from 320-px frames up
-    lines: list[str] = []
+def caption(result: Result, manifest: Manifest) -> list[str]:
+    """The text drawn on a frame (video, window, Foxglove annotations): the prediction, then where from."""
     decoded = decode(manifest, result.outputs)
     if not result.valid:
-        lines.append(f"invalid: {result.reason}")
+        first = f"invalid: {result.reason}"
     elif decoded.steering is not None:
-        if result.truth is not None:
-            _steering_arrow(canvas, result.truth, (0, 200, 0))
-        _steering_arrow(canvas, decoded.steering, (0, 0, 255))
-        lines.append(f"steer {decoded.steering:+.3f}" + (f"  truth {result.truth:+.3f}" if result.truth is not None else ""))
+        first = f"steer {decoded.steering:+.3f}" + (f"  truth {result.truth:+.3f}" if result.truth is not None else "")
     elif decoded.label is not None:
-        cam = manifest.output("cam")
-        if cam is not None:
-            canvas = cam_overlay(canvas, result.outputs[cam.name][..., decoded.index])
-        lines.append(f"{decoded.label} {decoded.score:.2f}")
+        first = f"{decoded.label} {decoded.score:.2f}"
     else:
-        lines.append(f"features {tuple(result.outputs[manifest.output('features').name].shape)}")
-    lines.append(f"{result.source} #{result.frame}  {result.latency_ms:.0f} ms")
-    for i, text in enumerate(lines):
+        first = f"features {tuple(result.outputs[manifest.output('features').name].shape)}"
+    return [first, f"{result.source} #{result.frame}  {result.latency_ms:.0f} ms"]
+
+
+def arrow_points(width: int, height: int, steering: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Steering in [-1, 1] (Udacity: +-25 degrees) as an arrow from the bottom centre: (base, tip)."""
+    angle = math.radians(25.0 * max(-1.0, min(1.0, steering)))
+    base = (width // 2, height - 5)
+    length = height * 0.35
+    return base, (int(base[0] + length * math.sin(angle)), int(base[1] - length * math.cos(angle)))
+
+
+def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarray:
+    """Draw the prediction: a steering gauge for regression, label + score (and the class
+    activation map) for classification."""
+    canvas = to_bgr(image).copy()
+    h, w = canvas.shape[:2]
+    decoded = decode(manifest, result.outputs)
+    if result.valid and decoded.steering is not None:
+        for value, color in ((result.truth, (0, 200, 0)), (decoded.steering, (0, 0, 255))):
+            if value is not None:
+                base, tip = arrow_points(w, h, value)
+                cv2.arrowedLine(canvas, base, tip, color, max(2, w // 160), cv2.LINE_AA, tipLength=0.2)
+    cam = manifest.output("cam")
+    if result.valid and decoded.index is not None and cam is not None:
+        canvas = cam_overlay(canvas, result.outputs[cam.name][..., decoded.index])
+    scale = max(0.4, w / 900)  # Hershey font scale: legible from 320-px frames up
+    for i, text in enumerate(caption(result, manifest)):
         y = int((i + 1) * 34 * scale)
         cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
-
-
-def _steering_arrow(canvas: np.ndarray, steering: float, color: tuple[int, int, int]) -> None:
-    """Steering in [-1, 1] (Udacity: +-25 degrees) as an arrow from the bottom centre."""
-    h, w = canvas.shape[:2]
-    angle = math.radians(25.0 * max(-1.0, min(1.0, steering)))
-    base = (w // 2, h - 5)
-    length = h * 0.35
-    tip = (int(base[0] + length * math.sin(angle)), int(base[1] - length * math.cos(angle)))
-    cv2.arrowedLine(canvas, base, tip, color, max(2, w // 160), cv2.LINE_AA, tipLength=0.2)
 
 
 def cam_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -66,27 +66,34 @@ _END = object()
 
 
 class _Latest:
-    """A one-item slot: put replaces what is unread, counting it as dropped."""
+    """A one-item slot: put replaces what is unread, counting it as dropped. The end of the
+    stream does not replace the last tick: it is taken after it."""
 
     def __init__(self, stats: Stats):
         self._item: object = None
+        self._ended = False
         self._dropped = 0
         self._cond = threading.Condition()
         self._stats = stats
 
     def put(self, item: object, stop: threading.Event) -> None:
         with self._cond:
-            if isinstance(self._item, list):
-                self._stats.count("drops", len(self._item))
-                self._dropped += 1
-            self._item = item
+            if item is _END:
+                self._ended = True
+            else:
+                if isinstance(self._item, list):
+                    self._stats.count("drops", len(self._item))
+                    self._dropped += 1
+                self._item = item
             self._cond.notify()
 
     def get(self, timeout: float) -> object:
         with self._cond:
-            if self._item is None:
+            if self._item is None and not self._ended:
                 self._cond.wait(timeout)
             item, self._item = self._item, None
+            if item is None and self._ended:
+                return _END
             if isinstance(item, list):
                 for prepared in item:
                     prepared.dropped = self._dropped
@@ -134,7 +141,7 @@ class _Capture(threading.Thread):
 
     def _loop(self) -> None:
         period = 1.0 / self.source.options.rate if self.source.options.rate else 0.0
-        next_at = time.monotonic()
+        started = next_at = time.monotonic()
         while not self.stop.is_set():
             try:
                 tick = self.source.next_tick()
@@ -143,13 +150,13 @@ class _Capture(threading.Thread):
                     continue
                 return
             if tick is None:
-                if (short := self.source.shortfall()) is not None:
-                    self.stats.notes.append(short)
+                self.stats.notes.extend(self.source.end_notes())
                 return
             if self.skip is not None and all(self.skip(frame) for frame in tick):
                 continue
             if period:
-                next_at += period
+                offset = self.source.replay_offset(tick)
+                next_at = started + offset / self.source.options.rate if offset is not None else next_at + period
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
                 for frame in tick:  # a paced file frame is "captured" when the camera would deliver it
                     frame.t_capture, frame.t_mono = time.time(), time.monotonic()

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime import EdgeftError
-from edgeft.runtime.sources import IMAGE_SUFFIXES, SIDE_SIGN, natural_key, read_log, resolve_image
+from edgeft.runtime.sources import (IMAGE_SUFFIXES, SIDE_SIGN, BagOptions, SourceOptions, is_bag, natural_key, read_bag_log,
+                                   read_log, resolve_image)
 
 SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("flip", "brightness")
@@ -45,8 +46,10 @@ def is_driving_log(path: Path) -> bool:
 
 
 def plan_dataset(path: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                 cameras: tuple[str, ...], correction: float) -> Plan:
-    """A driving log (or its folder) for steering, otherwise class folders."""
+                 cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions()) -> Plan:
+    """A driving log (or its folder) or a ROS bag for steering, otherwise class folders."""
+    if is_bag(str(path)):
+        return plan_bag(path, cameras, correction, val, test, seed, augment, bag)
     if is_driving_log(path):
         return plan_driving_log(path, cameras, correction, val, test, seed, augment)
     return plan_class_folders(path, val, test, seed, augment)
@@ -99,20 +102,36 @@ def _plan_presplit(root: Path, seed: int, augment: tuple[str, ...]) -> Plan:
 
 def plan_driving_log(log: Path, cameras: tuple[str, ...], correction: float, val: float, test: float,
                      seed: int, augment: tuple[str, ...]) -> Plan:
-    """Steering regression; side cameras become extra samples with steering +- correction.
-    Splits are by log row, so the three views of one moment never straddle train and test."""
+    """Steering regression from a driving_log.csv; see `_plan_rows`."""
     if log.is_dir():
         log = log / "driving_log.csv"
-    rows = read_log(log)
+    rows = [({c: str(resolve_image(p, log.parent)) for c, p in row.paths.items() if p}, row.steering) for row in read_log(log)]
+    return _plan_rows(rows, f"driving log '{log}'", cameras, correction, val, test, seed, augment)
+
+
+def plan_bag(bag: Path, cameras: tuple[str, ...], correction: float, val: float, test: float, seed: int,
+             augment: tuple[str, ...], options: BagOptions = BagOptions()) -> Plan:
+    """Steering regression from a ROS bag read as a driving log: one row per synchronised tick with
+    truth; its frames are named by reference into the bag (`bag#topic@record-time`)."""
+    rows = read_bag_log(str(bag), SourceOptions(bag=options))
+    present = {camera for paths, _ in rows for camera in paths}
+    chosen = tuple(c for c in cameras if c in present) or tuple(sorted(present))
+    return _plan_rows(rows, f"bag '{bag}'", chosen, correction, val, test, seed, augment)
+
+
+def _plan_rows(rows: list[tuple[dict[str, str], float]], where: str, cameras: tuple[str, ...], correction: float,
+               val: float, test: float, seed: int, augment: tuple[str, ...]) -> Plan:
+    """Side cameras become extra samples with steering +- correction. Splits are by row, so the
+    views of one moment never straddle train and test."""
     rng = np.random.default_rng(seed)
     items = []
-    for row, split in zip(rows, _splits(len(rows), val, test, rng)):
+    for (paths, steering), split in zip(rows, _splits(len(rows), val, test, rng)):
         for camera in cameras:
-            if row.paths.get(camera):
-                steering = row.steering + SIDE_SIGN[camera] * correction
-                items.append(Item(str(resolve_image(row.paths[camera], log.parent)), f"{steering:.6f}", split, camera))
+            if paths.get(camera):
+                label = steering + SIDE_SIGN.get(camera, 0.0) * correction
+                items.append(Item(paths[camera], f"{label:.6f}", split, camera))
     if not items:
-        raise EdgeftError(f"driving log '{log}' has no images for cameras {', '.join(cameras)}")
+        raise EdgeftError(f"{where} has no images for cameras {', '.join(cameras)}")
     return Plan("regression", _augmented(items, augment, rng, regression=True))
 
 

@@ -10,7 +10,7 @@ bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeft.runtime import EdgeftError, Engine, SinkOptions, read_features
 from edgeft.runtime.sinks import ShardWriter, features_meta, shard_name
-from edgeft.runtime.sources import read_bgr
+from edgeft.runtime.sources import BagOptions, FrameReader, is_bag, parse_ref, read_bgr
 
 from .datasets import Item, Plan, is_driving_log
 
@@ -59,29 +59,33 @@ def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: Extra
     meta = features_meta(engine.manifest, ITEM_COLUMNS, config.rows_per_shard, task=plan.task, classes=list(plan.classes),
                          rows=len(plan.items), skipped_files=plan.skipped, **settings)
     writer = ShardWriter(out, meta, SinkOptions(resume=config.resume, force=config.force), what="extract --out")
+    frames = FrameReader()
     try:
         _check_resumable(writer, plan, config.rows_per_shard)
         unreadable = 0
         for number, start in enumerate(range(0, len(plan.items), config.rows_per_shard)):
             chunk = plan.items[start : start + config.rows_per_shard]
             if not writer.shard_complete(number, len(chunk)):
-                rows, missing = _features(engine, chunk, config.batch, meta["shape"])
+                rows, missing = _features(engine, chunk, config.batch, meta["shape"], frames)
                 unreadable += missing
                 writer.write_shard(number, rows, [_key(item) for item in chunk])
             progress(start + len(chunk), len(plan.items))
     finally:
         writer.close()
+        frames.close()
     if plan.items and unreadable == len(plan.items):
         raise EdgeftError(f"none of the {len(plan.items)} planned images could be read (first: {plan.items[0].path})")
     return unreadable
 
 
 def extraction_settings(dataset: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                        cameras: tuple[str, ...], correction: float) -> dict:
+                        cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions()) -> dict:
     """The settings recorded with the features (a resumed run must match them)."""
     settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(augment)}
-    if is_driving_log(dataset):
+    if is_driving_log(dataset) or is_bag(str(dataset)):
         settings.update(cameras=list(cameras), correction=correction)
+    if is_bag(str(dataset)):
+        settings.update(bag=asdict(bag))
     return settings
 
 
@@ -112,11 +116,11 @@ def _check_resumable(writer: ShardWriter, plan: Plan, rows_per_shard: int) -> No
                                   f"(row {position} differs)")
 
 
-def _features(engine: Engine, chunk: list[Item], batch: int, shape: list[int]) -> tuple[np.ndarray, int]:
+def _features(engine: Engine, chunk: list[Item], batch: int, shape: list[int], frames: FrameReader) -> tuple[np.ndarray, int]:
     """Features of `chunk`, NaN rows for images that cannot be read, and how many those were."""
     rows, missing = [], 0
     for b in range(0, len(chunk), batch):
-        images = [load_item_image(item) for item in chunk[b : b + batch]]
+        images = load_item_images(chunk[b : b + batch], frames)
         good = [i for i, img in enumerate(images) if img is not None]
         missing += len(images) - len(good)
         feats = np.full((len(images), *shape), np.nan, np.float32)
@@ -126,8 +130,17 @@ def _features(engine: Engine, chunk: list[Item], batch: int, shape: list[int]) -
     return np.concatenate(rows), missing
 
 
-def load_item_image(item: Item) -> np.ndarray | None:
-    image = read_bgr(Path(item.path))
+def load_item_images(items: list[Item], frames: FrameReader) -> list[np.ndarray | None]:
+    """The items' images, augmented as planned: files from disk, recorded frames from their bags
+    (a batch at a time); None for one that cannot be read."""
+    recorded = [i for i, item in enumerate(items) if parse_ref(item.path)]
+    images: list[np.ndarray | None] = [None if i in recorded else read_bgr(Path(item.path)) for i, item in enumerate(items)]
+    for i, image in zip(recorded, frames.read([items[i].path for i in recorded]) if recorded else []):
+        images[i] = image
+    return [_augmented_image(image, item) for image, item in zip(images, items)]
+
+
+def _augmented_image(image: np.ndarray | None, item: Item) -> np.ndarray | None:
     if image is None:
         return None
     if item.flip:

@@ -17,9 +17,10 @@ import numpy as np
 
 from edgeft.export import HEAD_META, BackboneRequest, KerasModel, build_keras_model, saved_identity
 from edgeft.runtime import EdgeftError
+from edgeft.runtime.sources import FrameReader
 
 from .datasets import Plan
-from .extract import load_item_image
+from .extract import load_item_images
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,10 @@ def _load(plan: Plan, size: tuple[int, int], prep) -> tuple[np.ndarray, np.ndarr
     """Every readable planned image, resized as the runtime resizes, through Keras' preprocessing."""
     images, labels, splits = [], [], []
     index = {c: i for i, c in enumerate(plan.classes)}
-    for item in plan.items:
-        image = load_item_image(item)
+    with FrameReader() as frames:
+        loaded = [image for start in range(0, len(plan.items), 64)
+                  for image in load_item_images(plan.items[start : start + 64], frames)]
+    for item, image in zip(plan.items, loaded):
         if image is None:
             continue
         rgb = cv2.cvtColor(cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)

@@ -25,7 +25,7 @@ stdout = Console()
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
-MODEL, EXPORT, DATA, RUN, OUTPUT = "Model", "Export", "Dataset", "Run", "Outputs"  # --help sections
+MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags"  # --help sections
 
 
 @contextlib.contextmanager
@@ -93,3 +93,19 @@ Test = Annotated[float, typer.Option(help="test fraction", rich_help_panel=DATA)
 Augment = Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)", rich_help_panel=DATA)]
 Cameras = Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=DATA)]
 Correction = Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right", rich_help_panel=DATA)]
+# How a ROS bag is read: run and extract read them the same way.
+TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
+TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
+SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within which cameras' stamps pair (default: half the frame period)", rich_help_panel=BAGS)]
+Incomplete = Annotated[str, typer.Option(help="a tick missing a camera: run (the cameras present) | skip", rich_help_panel=BAGS)]
+Start = Annotated[Optional[float], typer.Option(help="start this many seconds into the bag", rich_help_panel=BAGS)]
+End = Annotated[Optional[float], typer.Option(help="stop this many seconds into the bag", rich_help_panel=BAGS)]
+
+
+def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,
+                start: float | None, end: float | None):
+    from edgeft.runtime.sources import BagOptions
+
+    if incomplete not in ("run", "skip"):
+        raise EdgeftError(f"--incomplete must be run or skip, got '{incomplete}'")
+    return BagOptions(tolerance, incomplete == "skip", truth_topic, truth_field, start, end)

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
 
-from .common import (MODELS_DIR, OUTPUT, RUN, Device, Force, IoBinding, Model, Threads, app, err, log_to_stderr, names, say,
-                     stdout, user_errors)
+from .common import (MODELS_DIR, OUTPUT, RUN, Device, End, Force, Incomplete, IoBinding, Model, Start, SyncTolerance, Threads,
+                     TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout, user_errors)
 from .display import RunDisplay, describe, summary_table
 
 SOURCE = "Source"
@@ -75,14 +75,15 @@ def predict(
 @app.command(rich_help_panel="Running")
 def run(
     source: Annotated[list[str], typer.Option("--source", "-s", rich_help_panel=SOURCE,
-                                              help="camera0 | video | image folder/glob | URL | driving_log.csv; repeat for a rig, name=spec to name")],
+                                              help="camera0 | video | image folder/glob | URL | driving_log.csv | ROS bag[#topic]; "
+                                                   "repeat for a rig, name=spec to name")],
     model: Model = None,
     device: Device = "auto",
     threads: Threads = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="keep optimised graphs / TensorRT engines here between starts", rich_help_panel="Model")] = None,
     io_binding: IoBinding = None,
     batch: Annotated[int, typer.Option(help="ticks per inference call for file sources", rich_help_panel=RUN)] = 1,
-    rate: Annotated[Optional[float], typer.Option(help="pace file sources at HZ, like a live camera (newest frame wins)", rich_help_panel=SOURCE)] = None,
+    rate: Annotated[Optional[float], typer.Option(help="pace file sources like a live camera (newest frame wins): HZ, or for bags x recorded speed", rich_help_panel=SOURCE)] = None,
     stride: Annotated[int, typer.Option(help="keep every Nth frame", rich_help_panel=SOURCE)] = 1,
     loop: Annotated[bool, typer.Option(help="loop image folders / globs", rich_help_panel=SOURCE)] = False,
     width: Annotated[Optional[int], typer.Option(help="camera capture width", rich_help_panel=SOURCE)] = None,
@@ -94,23 +95,45 @@ def run(
     features: Annotated[Optional[Path], typer.Option(help="features to DIR as .npy shards + index.csv", rich_help_panel=OUTPUT)] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video of the first camera (.mp4)", rich_help_panel=OUTPUT)] = None,
     show: Annotated[bool, typer.Option(help="show the annotated first camera in a window", rich_help_panel=OUTPUT)] = False,
+    record: Annotated[Optional[Path], typer.Option(help="record frames, annotations, predictions and telemetry to FILE.mcap (Foxglove)", rich_help_panel=OUTPUT)] = None,
+    foxglove: Annotated[Optional[str], typer.Option(help="serve the same channels live to Foxglove at [HOST:]PORT (e.g. 8765)", rich_help_panel=OUTPUT)] = None,
     force: Force = False,
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display, only the summary", rich_help_panel=RUN)] = False,
+    truth_topic: TruthTopic = None,
+    truth_field: TruthField = None,
+    sync_tolerance: SyncTolerance = None,
+    incomplete: Incomplete = "run",
+    start: Start = None,
+    end: End = None,
 ) -> None:
-    """Stream frames from cameras, videos, images, URLs or a driving log through a bundle."""
+    """Stream frames from cameras, videos, images, URLs, a driving log or a ROS bag through a bundle."""
     with user_errors():
         from edgeft.runtime.sinks import WindowSink
 
-        sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride,
-                                cameras=names(cameras), correction=correction)
+        sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride, cameras=names(cameras),
+                                correction=correction, bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end))
         config = PipelineConfig(batch=batch, max_ticks=max_frames)
         engine = load_engine(model, device, threads, cache_dir=cache_dir, io_binding=io_binding)
-        outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video)) if path]
+        outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video),
+                                                       ("mcap", record), ("foxglove", foxglove)) if path]
         if show and not WindowSink.available():
             err.print("--show ignored: no display here")
         outputs += ["window"] if show and WindowSink.available() else []
         stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0), config, quiet)
+
+
+@app.command(rich_help_panel="Running")
+def topics(bag: Annotated[Path, typer.Argument(help="ROS 1 .bag, ROS 2 folder, .mcap or .db3")]) -> None:
+    """List a ROS bag's topics: message type, count and mean rate."""
+    with user_errors():
+        from edgeft.runtime.sources import bag_topics
+
+        duration, found = bag_topics(str(bag))
+        table = Table("topic", "type", "messages", "rate", title=f"{bag}: {duration:.1f} s", title_justify="left")
+        for info in found:
+            table.add_row(info.topic, info.msgtype, str(info.count), f"{info.rate_hz:.1f} Hz")
+        stdout.print(table)
 
 
 @app.command("bench", rich_help_panel="Running")

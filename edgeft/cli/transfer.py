@@ -9,8 +9,9 @@ import typer
 
 from edgeft.runtime import EdgeftError, PipelineConfig, SinkOptions, SourceOptions
 
-from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, Force, InputSize, Model, Pooling, Preprocess, Seed,
-                     Test, TrustH5, Val, Weights, app, err, export_available, names, say, user_errors)
+from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
+                     Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
+                     err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
@@ -35,7 +36,7 @@ def sample(
 
 @app.command(rich_help_panel="Transfer learning")
 def extract(
-    dataset: Annotated[Optional[Path], typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")] = None,
+    dataset: Annotated[Optional[Path], typer.Argument(help="class-folder root, a driving_log.csv (or its folder), or a ROS bag")] = None,
     out: Annotated[Path, typer.Option(help="features folder to write", rich_help_panel=OUTPUT)] = Path("runs/features"),
     model: Model = None,
     device: Device = "auto",
@@ -50,6 +51,12 @@ def extract(
     force: Force = False,
     rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard", rich_help_panel=OUTPUT)] = 256,
     batch: Annotated[int, typer.Option(help="frames per inference call")] = 16,
+    truth_topic: TruthTopic = None,
+    truth_field: TruthField = None,
+    sync_tolerance: SyncTolerance = None,
+    incomplete: Incomplete = "run",
+    start: Start = None,
+    end: End = None,
 ) -> None:
     """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
     with user_errors():
@@ -58,14 +65,15 @@ def extract(
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
+        bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
         engine = load_engine(model, device)
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
-            stream_into(engine, [source], [f"features:{out}"], SourceOptions(), sinks, PipelineConfig(batch=batch), quiet=False)
+            stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)
             return
         aug, cams = names(augment), names(cameras)
-        plan = plan_dataset(dataset, val, test, seed, aug, cams, correction)
-        settings = extraction_settings(dataset, val, test, seed, aug, cams, correction)
+        plan = plan_dataset(dataset, val, test, seed, aug, cams, correction, bag)
+        settings = extraction_settings(dataset, val, test, seed, aug, cams, correction, bag)
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
@@ -117,6 +125,10 @@ def finetune(
     augment: Augment = "",
     cameras: Cameras = "center,left,right",
     correction: Correction = 0.2,
+    truth_topic: TruthTopic = None,
+    truth_field: TruthField = None,
+    sync_tolerance: SyncTolerance = None,
+    incomplete: Incomplete = "run",
 ) -> None:
     """Fine-tune the top of the backbone together with a trained head, at a low learning rate."""
     with user_errors():
@@ -127,7 +139,8 @@ def finetune(
 
         request = BackboneRequest(backbone, weights, cut, pooling, parse_input_size(input_size) if input_size else None,
                                   preprocess, head, trust_h5, seed)
-        plan = plan_dataset(dataset, val, test, seed, names(augment), names(cameras), correction)
+        bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, None, None)
+        plan = plan_dataset(dataset, val, test, seed, names(augment), names(cameras), correction, bag)
         record = run_finetune(request, plan, out, FinetuneConfig(unfreeze, from_layer, epochs, batch, learning_rate, seed=seed))
         for line in finetune_summary(record, out, pooling, bool(plan.classes)):
             say(line)

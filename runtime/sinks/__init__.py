@@ -2,8 +2,9 @@
 before any of them opens a file, so a bad last output never costs the first one its data.
 
 Specs: `preds.jsonl` / `preds.csv` (prediction rows), `clip.mp4` (annotated video),
-`features:DIR` (feature shards), `window` (an OpenCV window). `kind:target` names the kind
-explicitly; otherwise the file suffix decides.
+`features:DIR` (feature shards), `window` (an OpenCV window), `run.mcap` (an MCAP recording),
+`foxglove:[HOST:]PORT` (a live Foxglove server). `kind:target` names the kind explicitly;
+otherwise the file suffix decides.
 """
 
 from __future__ import annotations
@@ -36,7 +37,18 @@ KINDS = (
     SinkKind("video", (".mp4", ".avi", ".mkv"), VideoSink.check, VideoSink),
     SinkKind("features", (), FeatureSink.check, FeatureSink),
     SinkKind("window", (), _no_check, lambda target, manifest, options: WindowSink(manifest)),
+    SinkKind("mcap", (".mcap",), lambda target, options: _foxglove().McapSink.check(target, options),
+             lambda target, manifest, options: _foxglove().McapSink(target, manifest, options)),
+    SinkKind("foxglove", (), lambda target, options: _foxglove().LiveSink.check(target, options),
+             lambda target, manifest, options: _foxglove().LiveSink(target, manifest, options)),
 )
+
+
+def _foxglove():
+    """The Foxglove sinks, imported when used: foxglove-sdk is an optional extra."""
+    from . import foxglove
+
+    return foxglove
 
 
 def parse_sink(spec: str) -> tuple[SinkKind, Path]:
@@ -57,7 +69,7 @@ def parse_sink(spec: str) -> tuple[SinkKind, Path]:
 def check_sinks(specs: Sequence[str], options: SinkOptions = SinkOptions()) -> list[tuple[SinkKind, Path]]:
     """Validate every spec without creating anything; two outputs may not share a path."""
     parsed = [parse_sink(spec) for spec in specs]
-    targets = [target.resolve() for kind, target in parsed if kind.name != "window"]
+    targets = [target.resolve() for kind, target in parsed if kind.name not in ("window", "foxglove")]
     if len(set(targets)) != len(targets):
         raise SinkError("two outputs name the same path")
     for kind, target in parsed:

@@ -1,7 +1,8 @@
 """One factory from a source spec to a source: camera, video, images, stream, driving log.
 
 Specs: `camera0` / `0` / `/dev/video0`; `rtsp://...`, `http(s)://...`; a video file; an image
-file, folder or glob; a `driving_log.csv` (or a folder holding one). `name=spec` names it.
+file, folder or glob; a `driving_log.csv` (or a folder holding one); a ROS bag (`.bag`, a rosbag2
+folder, `.mcap`, `.db3`), optionally `#/topic`. `name=spec` names it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Frame, Source, SourceError, SourceOptions, StreamLost, Tick
+from .bag import BagSource, FrameReader, bag_topics, is_bag, parse_ref, read_bag_log, split_topic
+from .base import BagOptions, Frame, Source, SourceError, SourceOptions, StreamLost, Tick
 from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
 from .rig import Rig, open_rig
 from .images import IMAGE_SUFFIXES, ImageSource, decode_image, is_glob, natural_key, read_bgr, read_image
@@ -29,6 +31,8 @@ def source_kind(spec: str) -> type[Source]:
         return StreamSource
     if camera_id(spec) is not None:
         return CameraSource
+    if is_bag(split_topic(spec)[0]):
+        return BagSource
     path = Path(spec)
     if path.suffix.lower() == ".csv" or (path.is_dir() and (path / "driving_log.csv").is_file()):
         return DriveLogSource
@@ -36,7 +40,7 @@ def source_kind(spec: str) -> type[Source]:
         return ImageSource
     if path.exists():
         return VideoSource
-    raise SourceError(f"source '{spec}' does not exist (a camera, video, image folder/glob, URL or driving_log.csv)")
+    raise SourceError(f"source '{spec}' does not exist (a camera, video, image folder/glob, URL, driving_log.csv or ROS bag)")
 
 
 def is_live(spec: str, options: SourceOptions = SourceOptions()) -> bool:
@@ -48,12 +52,19 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(), name: str |
     """Create and open the source a spec names; raises SourceError with one clear line."""
     given, body = split_name(spec)
     kind = source_kind(body)
-    default = "drivelog" if kind is DriveLogSource else Path(body).stem if kind in (VideoSource, ImageSource) else body
-    return kind(name or given or default, body, options).open()
+    return kind(name or given or default_name(kind, body), body, options).open()
+
+
+def default_name(kind: type[Source], body: str) -> str:
+    if kind is DriveLogSource:
+        return "drivelog"
+    if kind is BagSource:
+        return Path(split_topic(body)[0]).stem
+    return Path(body).stem if kind in (VideoSource, ImageSource) else body
 
 
 __all__ = [
-    "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "LogRow", "Source",
+    "BagOptions", "BagSource", "FrameReader", "bag_topics", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "LogRow", "Source",
     "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
     "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
 ]

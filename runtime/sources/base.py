@@ -30,16 +30,37 @@ class StreamLost(Exception):
 
 
 @dataclass(frozen=True)
+class BagOptions:
+    """Recorded ROS bags: how cameras are paired, where truth comes from, which window to read."""
+
+    tolerance_s: float | None = None  # camera pairing window; None: half the median frame period
+    skip_incomplete: bool = False  # a tick missing a camera: skip it (True) or run the cameras present
+    truth_topic: str | None = None  # default: Udacity's /vehicle/steering_report, when the bag has it
+    truth_field: str | None = None  # dotted path in the truth message, e.g. steering_wheel_angle
+    start_s: float | None = None  # window, in seconds from the bag's start
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tolerance_s", "start_s", "end_s"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise SourceError(f"--{name[:-2].replace('_', '-')} must be a number of seconds, 0 or more, got {value}")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise SourceError(f"--end ({self.end_s:g} s) must come after --start ({self.start_s:g} s)")
+
+
+@dataclass(frozen=True)
 class SourceOptions:
     width: int | None = None  # camera capture size request
     height: int | None = None
     fps: float | None = None  # camera capture rate request
     loop: bool = False  # image folders / globs: start over at the end
-    rate: float | None = None  # pace a file source at this many ticks per second, like a camera
+    rate: float | None = None  # pace a file source like a camera: ticks per second (bags: x recorded speed)
     stride: int = 1  # keep every Nth frame
     cameras: tuple[str, ...] = ("center", "left", "right")  # driving log cameras to use
     correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
     timeout_s: float = 10.0  # network streams: open/read timeout
+    bag: BagOptions = BagOptions()
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
@@ -107,8 +128,14 @@ class Source(ABC):
         with self._lock:
             return self.read() if self._opened else None
 
-    def shortfall(self) -> str | None:
-        """After the end: what was announced but never came (a video shorter than its header says)."""
+    def end_notes(self) -> list[str]:
+        """Said in the summary after the end: what was announced but never came (a video shorter
+        than its header says), how a rig was paired."""
+        return []
+
+    def replay_offset(self, tick: Tick) -> float | None:
+        """Seconds into the recording at which `tick` happened, for sources that know (bags):
+        `--rate` then replays at that pace; otherwise ticks are paced evenly at `rate` Hz."""
         return None
 
     def reopen(self) -> None:

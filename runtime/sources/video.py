@@ -52,13 +52,13 @@ class _CaptureSource(Source):
 class VideoSource(_CaptureSource):
     live = False
 
-    def shortfall(self) -> str | None:
+    def end_notes(self) -> list[str]:
         """A container that announces more frames than it holds (a cut recording) is said, not hidden."""
         announced = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self._cap is not None else 0
         read = self._index + 1
         if announced > 0 and read + self.options.stride - 1 < announced:
-            return f"{self.name}: the video ended after {read} of the {announced} frames its container announces"
-        return None
+            return [f"{self.name}: the video ended after {read} of the {announced} frames its container announces"]
+        return []
 
     def _open(self) -> None:
         if not Path(self.spec).is_file():
