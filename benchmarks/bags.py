@@ -79,7 +79,7 @@ def first_frames(bag: Path, ticks: int) -> list[np.ndarray]:
 
 def pure_vs_stream(bundle: Path, bag: Path, frames: list[np.ndarray], ticks: int) -> tuple[float, float]:
     """Frames per second: Engine.run on decoded frames (one rig tick of 3 per call) vs the pipeline."""
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")  # onnxruntime FP32 on the CPU: the streaming cost, not a backend choice
     batches = [prepare_batch(frames[i : i + 3], engine.manifest.input) for i in range(0, len(frames), 3)]
     for batch in batches[:3]:
         engine.run(batch)
@@ -99,7 +99,7 @@ def cli_run(bundle: Path, bag: Path, ticks: int | None, *extra: str) -> tuple[fl
     code = ("import resource, runpy, sys; sys.argv = ['edgeft'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('edgeft', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
             "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)\n")
-    args = ["run", "--model", str(bundle), "--source", str(bag), "--quiet", *extra]
+    args = ["run", "--model", str(bundle), "--source", str(bag), "--device", "cpu", "--quiet", *extra]
     if ticks:
         args += ["--max-frames", str(ticks)]
     start = time.perf_counter()
