@@ -9,14 +9,14 @@ bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edgeft.runtime import EdgeftError, Engine, SinkOptions, read_features
+from edgeft.runtime import EdgeftError, Engine, Manifest, SinkOptions, read_features
 from edgeft.runtime.sinks import ShardWriter, features_meta, shard_name
 from edgeft.runtime.sources import BagOptions, FrameReader, is_bag, parse_ref, read_bgr
 
@@ -51,31 +51,53 @@ class FeatureSet:
         return self.splits == name
 
 
+Shard = tuple[int, list[Item]]  # a shard's number and its planned items
+Featurize = Callable[[list[Shard]], Iterator[tuple[int, np.ndarray, int]]]  # -> (number, rows, unreadable), in order
+
+
 def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: ExtractConfig = ExtractConfig(),
             progress: Callable[[int, int], None] = lambda done, total: None) -> int:
-    """Fill `out` with features of every planned item; returns the number of unreadable images."""
-    if engine.manifest.output("features") is None:
+    """Fill `out` with features of every planned item, in this process; returns the number of unreadable images."""
+    return write_features(engine.manifest, plan, out, settings, config, local_features(engine, config.batch), progress)
+
+
+def write_features(manifest: Manifest, plan: Plan, out: Path, settings: dict, config: ExtractConfig, featurize: Featurize,
+                   progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+    """The plan's shards that are missing or incomplete, computed by `featurize` (this process, or
+    a Ray cluster) and written whole; returns the number of unreadable images."""
+    if manifest.output("features") is None:
         raise EdgeftError("the bundle has no features output")
-    meta = features_meta(engine.manifest, ITEM_COLUMNS, config.rows_per_shard, task=plan.task, classes=list(plan.classes),
+    meta = features_meta(manifest, ITEM_COLUMNS, config.rows_per_shard, task=plan.task, classes=list(plan.classes),
                          rows=len(plan.items), skipped_files=plan.skipped, **settings)
     writer = ShardWriter(out, meta, SinkOptions(resume=config.resume, force=config.force), what="extract --out")
-    frames = FrameReader()
     try:
         _check_resumable(writer, plan, config.rows_per_shard)
-        unreadable = 0
-        for number, start in enumerate(range(0, len(plan.items), config.rows_per_shard)):
-            chunk = plan.items[start : start + config.rows_per_shard]
-            if not writer.shard_complete(number, len(chunk)):
-                rows, missing = _features(engine, chunk, config.batch, meta["shape"], frames)
-                unreadable += missing
-                writer.write_shard(number, rows, [_key(item) for item in chunk])
-            progress(start + len(chunk), len(plan.items))
+        shards = [(number, plan.items[start : start + config.rows_per_shard])
+                  for number, start in enumerate(range(0, len(plan.items), config.rows_per_shard))]
+        pending = [(n, items) for n, items in shards if not writer.shard_complete(n, len(items))]
+        done, unreadable = len(plan.items) - sum(len(items) for _, items in pending), 0
+        progress(done, len(plan.items))
+        keys = dict(pending)
+        for number, rows, missing in featurize(pending):
+            writer.write_shard(number, rows, [_key(item) for item in keys[number]])
+            unreadable += missing
+            done += len(rows)
+            progress(done, len(plan.items))
     finally:
         writer.close()
-        frames.close()
     if plan.items and unreadable == len(plan.items):
         raise EdgeftError(f"none of the {len(plan.items)} planned images could be read (first: {plan.items[0].path})")
     return unreadable
+
+
+def local_features(engine: Engine, batch: int) -> Featurize:
+    def featurize(shards: list[Shard]) -> Iterator[tuple[int, np.ndarray, int]]:
+        shape = engine.manifest.output("features").shape[1:]
+        with FrameReader() as frames:
+            for number, items in shards:
+                yield number, *item_features(engine, items, batch, shape, frames)
+
+    return featurize
 
 
 def extraction_settings(dataset: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
@@ -116,7 +138,7 @@ def _check_resumable(writer: ShardWriter, plan: Plan, rows_per_shard: int) -> No
                                   f"(row {position} differs)")
 
 
-def _features(engine: Engine, chunk: list[Item], batch: int, shape: list[int], frames: FrameReader) -> tuple[np.ndarray, int]:
+def item_features(engine: Engine, chunk: list[Item], batch: int, shape: tuple, frames: FrameReader) -> tuple[np.ndarray, int]:
     """Features of `chunk`, NaN rows for images that cannot be read, and how many those were."""
     rows, missing = [], 0
     for b in range(0, len(chunk), batch):
