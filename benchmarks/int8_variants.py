@@ -23,7 +23,8 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ensure_bundle, timed, video_720p  # noqa: E402
-from edgeft.export.agreement import compare, run_model  # noqa: E402
+from edgeft.export.agreement import run_model  # noqa: E402
+from edgeft.runtime.proof import compare  # noqa: E402
 from edgeft.export.quantize import Int8Config, QdqSettings, calibration_frames, quantize_graph  # noqa: E402
 from edgeft.offline import DEEPSORT_MOBILENETV2  # noqa: E402
 from edgeft.runtime import read_manifest  # noqa: E402

@@ -21,7 +21,8 @@ import numpy as np
 
 from edgeft.runtime.bundle import Bundle, sha256_bytes, sha256_file
 from edgeft.runtime.engine import Engine, EngineConfig
-from edgeft.runtime.manifest import HeadInfo, InputSpec, Manifest, OutputSpec, mirrored_metadata
+from edgeft.runtime.manifest import HeadInfo, InputSpec, Manifest, OutputSpec, Proof, mirrored_metadata
+from edgeft.runtime.proof import PROOF_FILE, THRESHOLDS, proof_bytes
 
 from .backbones import PREPROCESS_MODES
 from .errors import ExportError
@@ -30,6 +31,7 @@ from .package import refuse_existing, write_bundle
 
 TASKS = ("auto", "regression", "classification")
 LOWEST_OPSET = 13  # the ops keras.applications backbones convert to
+PROOF_HOLDOUT = 8  # frames held out from INT8 calibration that travel with the bundle
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,20 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
         model_bytes = to_onnx(serve, config.opset, mirrored_metadata(manifest)).SerializeToString()
         manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes))
     with step("parity", "proving parity: Keras vs onnxruntime on random frames and real photos"):
-        manifest, probes = _prove_parity(model_bytes, manifest, model, cam, config)
+        manifest, probes, reference = _prove_parity(model_bytes, manifest, model, cam, config)
+    holdout = np.zeros(len(probes), bool)
     if config.int8 is not None:
         with step("int8", f"quantizing to INT8, calibrated on {config.int8.calib}"):
+            from .agreement import run_model
             from .quantize import quantize
 
-            model_bytes, quantization = quantize(model_bytes, manifest, config.int8)
+            fp32_bytes = model_bytes
+            model_bytes, quantization, held_out = quantize(model_bytes, manifest, config.int8)
             manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
+            held_reference = run_model(fp32_bytes, manifest, held_out[:PROOF_HOLDOUT])
+            probes = np.concatenate([probes, held_out[:PROOF_HOLDOUT]])
+            reference = {k: np.concatenate([v, held_reference[k]]) for k, v in reference.items()}
+            holdout = np.arange(len(probes)) >= len(holdout)
     if config.fp16 is not None:
         with step("fp16", "converting to FP16 and checking it against FP32"):
             from .fp16 import convert
@@ -122,8 +131,21 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
             model_bytes, half = convert(model_bytes, manifest, probes, config.fp16)
             manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), fp16=half)
     with step("write", f"writing {dest}"):
-        write_bundle(dest, model_bytes, manifest, config.force)
+        proof = proof_bytes(probes, reference, holdout)
+        manifest = dataclasses.replace(manifest, proof=Proof(PROOF_FILE, sha256_bytes(proof), len(probes), int(holdout.sum()),
+                                                             _thresholds(config)))
+        write_bundle(dest, model_bytes, manifest, config.force, {PROOF_FILE: proof})
     return ExportResult(dest, manifest, step.seconds)
+
+
+def _thresholds(config: ExportConfig) -> dict[str, float]:
+    """What on-device verification holds each precision to: export's own bars where it set them."""
+    chosen = {**THRESHOLDS, "fp32_max_rel": config.tolerance}
+    if config.int8 is not None:
+        chosen.update(int8_min_cosine=config.int8.min_cosine, min_top1=config.int8.min_top1)
+    if config.fp16 is not None:
+        chosen.update(fp16_min_cosine=config.fp16.min_cosine)
+    return chosen
 
 
 def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: list[str]) -> tuple[Manifest, np.ndarray | None]:
@@ -156,7 +178,7 @@ def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: 
 
 
 def _prove_parity(model_bytes: bytes, manifest: Manifest, model: KerasModel, cam: np.ndarray | None,
-                  config: ExportConfig) -> tuple[Manifest, np.ndarray]:
+                  config: ExportConfig) -> tuple[Manifest, np.ndarray, dict[str, np.ndarray]]:
     """Keras (through its own preprocess_input) vs the runtime's Engine (raw uint8) on noise and
     real photos; above the tolerance nothing is written."""
     from . import build
@@ -165,12 +187,12 @@ def _prove_parity(model_bytes: bytes, manifest: Manifest, model: KerasModel, cam
     engine = Engine(Bundle(Path(manifest.name), manifest, model_bytes), EngineConfig(device="cpu"))
     reference = _keras_reference(model, build.head_outputs(model.head) if model.head else [], cam)
     probes = probe_frames(*model.size, config.seed)
-    parity = measure_parity(engine, reference, probes)
+    parity, outputs = measure_parity(engine, reference, probes)
     del engine  # its session would sit beside the INT8 / FP16 checks' sessions
     bad = failures(parity, config.tolerance)
     if bad:
         raise ExportError(f"parity check failed (tolerance {config.tolerance:g}): {'; '.join(bad)}; no bundle written")
-    return dataclasses.replace(manifest, parity=parity), probes
+    return dataclasses.replace(manifest, parity=parity), probes, outputs
 
 
 def _keras_reference(model: KerasModel, head_names: list[str], cam: np.ndarray | None):

@@ -20,8 +20,9 @@ import numpy as np
 
 from edgeft.runtime.manifest import HalfPrecision, Manifest
 from edgeft.runtime.providers import provider_loads
+from edgeft.runtime.proof import compare, shortfalls
 
-from .agreement import compare, run_model, shortfalls
+from .agreement import run_model
 from .errors import ExportError
 
 FP16_MAX = float(np.finfo(np.float16).max)

@@ -21,7 +21,8 @@ def refuse_existing(dest: Path, force: bool) -> None:
         raise ExportError(f"bundle '{dest}' already exists: pass --force to replace it, or --name to pick another")
 
 
-def write_bundle(dest: Path, model_bytes: bytes, manifest: Manifest, force: bool) -> Path:
+def write_bundle(dest: Path, model_bytes: bytes, manifest: Manifest, force: bool, files: dict[str, bytes] | None = None) -> Path:
+    """The model, the manifest, the labels and `files` (the proof), swapped in whole."""
     refuse_existing(dest, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
@@ -30,6 +31,8 @@ def write_bundle(dest: Path, model_bytes: bytes, manifest: Manifest, force: bool
         _write(tmp / MANIFEST_FILE, manifest.to_json().encode())
         if manifest.labels:
             _write(tmp / LABELS_FILE, ("\n".join(manifest.labels) + "\n").encode())
+        for name, data in (files or {}).items():
+            _write(tmp / name, data)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
             dest.rename(old / dest.name)

@@ -22,8 +22,9 @@ import numpy as np
 from edgeft.runtime.manifest import InputSpec, Manifest, Quantization
 from edgeft.runtime.preprocess import prepare_batch
 from edgeft.runtime.sources import open_source
+from edgeft.runtime.proof import shortfalls
 
-from .agreement import measure_agreement, shortfalls
+from .agreement import measure_agreement
 from .errors import ExportError
 from .pooling import pools_as_convolutions
 
@@ -102,7 +103,8 @@ def quantize_graph(model_bytes: bytes, calib: np.ndarray, spec: InputSpec, setti
         return int8.read_bytes()
 
 
-def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization]:
+def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization, np.ndarray]:
+    """The INT8 bytes, their record, and the held-out frames they were checked on."""
     frames = calibration_frames(manifest.input, config)
     calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
     int8_bytes = quantize_graph(model_bytes, calib, manifest.input, QdqSettings(reduce_range=config.reduce_range))
@@ -112,4 +114,4 @@ def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tupl
     if low:
         raise ExportError(f"INT8 model disagrees with FP32 on held-out frames ({'; '.join(low)}); no bundle written "
                           "(more or more varied --calib frames, or lower --int8-min-cosine)")
-    return int8_bytes, report
+    return int8_bytes, report, holdout

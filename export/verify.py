@@ -32,7 +32,8 @@ def probe_frames(height: int, width: int, seed: int = 0, random_count: int = 2) 
 
 def measure_parity(
     engine: Engine, reference: Callable[[np.ndarray], dict[str, np.ndarray]], probes: np.ndarray
-) -> tuple[ParityRecord, ...]:
+) -> tuple[tuple[ParityRecord, ...], dict[str, np.ndarray]]:
+    """Keras vs the runtime per output, and the runtime's outputs (the reference the bundle carries)."""
     expected = reference(probes)
     actual = engine.run(probes)
     records = []
@@ -43,7 +44,7 @@ def measure_parity(
         max_abs = float(np.max(np.abs(got.astype(np.float64) - ref)))
         scale = float(np.max(np.abs(ref)))
         records.append(ParityRecord(name, max_abs, max_abs / scale if scale > 0 else max_abs, len(probes)))
-    return tuple(records)
+    return tuple(records), actual
 
 
 def failures(records: tuple[ParityRecord, ...], tolerance: float) -> list[str]:

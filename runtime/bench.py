@@ -17,13 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import installed_targets
+from .bundle import load_bundle
 from .engine import Engine
+from .errors import EdgeftError
 
 
 @dataclass
 class BenchResult:
     bundle: str
     provider: str
+    precision: str
     io_binding: bool
     input: str
     gflops_per_frame: float | None
@@ -32,6 +36,7 @@ class BenchResult:
     gflops_per_s: dict[int, float]
     peak_rss_mb: float
     cold_start_s: dict[str, float] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)  # the on-device verification, where the bundle has probes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -87,12 +92,12 @@ def _node_flops(node, shapes: dict[str, list[int]], weight_shape) -> float:
     return 0.0
 
 
-def cold_start(bundle: Path) -> dict[str, float]:
+def cold_start(bundle: Path, device: str = "auto", precision: str | None = None) -> dict[str, float]:
     """A fresh interpreter: import edgeft.runtime, verify + open the bundle, run one frame."""
     code = (
         "import time; t0 = time.perf_counter()\n"
         "import numpy as np\nfrom edgeft.runtime import Engine\nt1 = time.perf_counter()\n"
-        f"engine = Engine.load({str(bundle)!r})\nt2 = time.perf_counter()\n"
+        f"engine = Engine.load({str(bundle)!r}, device={device!r}, precision={precision!r})\nt2 = time.perf_counter()\n"
         "engine.predict(np.zeros((480, 640, 3), np.uint8))\nt3 = time.perf_counter()\n"
         "print(t1 - t0, t2 - t1, t3 - t2)\n"
     )
@@ -105,8 +110,10 @@ def cold_start(bundle: Path) -> dict[str, float]:
 
 
 def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: int = 30, warmup: int = 5,
-          batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True, io_binding: bool | None = None) -> BenchResult:
-    engine = Engine.load(bundle, device=device, threads=threads, io_binding=io_binding)
+          batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True, io_binding: bool | None = None,
+          precision: str | None = None) -> BenchResult:
+    engine = Engine.load(bundle, device=device, threads=threads, io_binding=io_binding, precision=precision,
+                         verify=load_bundle(bundle).manifest.proof is not None)
     spec = engine.manifest.input
     if spec.batch is not None:
         batches = (spec.batch,)
@@ -128,9 +135,23 @@ def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: 
     flops = count_flops(engine.bundle.model)
     p = np.percentile(latency, [50, 90, 99]) if latency else [float("nan")] * 3
     return BenchResult(
-        bundle=str(bundle), provider=engine.provider, io_binding=engine.io_binding, input=f"{spec.height}x{spec.width}",
+        bundle=str(bundle), provider=engine.provider, precision=engine.precision, io_binding=engine.io_binding,
+        input=f"{spec.height}x{spec.width}", agreement=engine.verification.agreement if engine.verification else {},
         gflops_per_frame=flops, latency_ms={"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2])},
         throughput_fps=throughput, gflops_per_s={b: (flops or 0.0) * fps for b, fps in throughput.items()},
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        cold_start_s=cold_start(bundle) if with_cold_start else {},
+        cold_start_s=cold_start(bundle, device, precision) if with_cold_start else {},
     )
+
+
+def bench_all(bundle: Path, threads: int | None = None, runs: int = 30, batches: tuple[int, ...] = (1, 8, 32)
+              ) -> list[BenchResult | str]:
+    """`bench` on every backend and precision installed here, one at a time (an idle session's
+    spinning threads would steal the cores); a target that cannot run gives its error line."""
+    results: list[BenchResult | str] = []
+    for target in installed_targets(load_bundle(bundle).manifest):
+        try:
+            results.append(bench(bundle, target.device, threads, runs, batches=batches, precision=target.precision))
+        except EdgeftError as exc:
+            results.append(f"{target}: {exc}")
+    return results

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BundleError
-from .manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from .onnx_file import scan
+from .manifest import MANIFEST_FILE, MODEL_FILE, Manifest, metadata_mismatches
+from .onnx_file import OnnxFacts, scan
 
 DEFAULT_MODELS_DIR = Path("models")
 
@@ -67,11 +67,23 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{model_path} does not match its manifest (sha256 {actual[:12]}… != "
             f"{manifest.model_sha256[:12]}…): the file was modified or truncated; re-export it"
         )
-    external = scan(model_path).external
-    if external:
-        raise BundleError(f"{model_path} keeps {len(external)} tensor(s) in external files (first: {external[0]}); "
-                          "a bundle is one verified file: re-export it")
+    check_model_facts(folder, manifest, scan(model_path))
+    if manifest.proof is not None:
+        proof = folder / manifest.proof.file
+        if not proof.is_file() or sha256_file(proof) != manifest.proof.sha256:
+            raise BundleError(f"{proof} is missing or does not match its manifest: the probes were modified; re-export it")
     return Bundle(folder, manifest, model_path)
+
+
+def check_model_facts(where: Path, manifest: Manifest, facts: OnnxFacts) -> None:
+    """One verified file (no external data), and metadata that is the manifest's own."""
+    if facts.external:
+        raise BundleError(f"{where / MODEL_FILE} keeps {len(facts.external)} tensor(s) in external files "
+                          f"(first: {facts.external[0]}); a bundle is one verified file: re-export it")
+    differing = metadata_mismatches(manifest, facts.metadata)
+    if differing:
+        raise BundleError(f"bundle '{where}': model.onnx's metadata disagrees with the manifest "
+                          f"({', '.join(differing)}); the two files do not belong together: re-export the bundle")
 
 
 def find_bundles(models_dir: str | Path = DEFAULT_MODELS_DIR) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The inference engine: one verified bundle, one onnxruntime session, numpy in and out.
+"""The inference engine: one verified bundle on one backend (onnxruntime or OpenVINO), numpy in and out.
 
 `Engine.predict` is safe to call from several threads (onnxruntime sessions are), takes BGR
 frames of any size and returns plain numpy arrays keyed by the manifest's output names.
@@ -13,30 +13,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from .binding import BoundRunner, wants_binding
-from .bundle import Bundle, load_bundle
+from .backends import Backend, Target, auto_targets, check_target, needs_proof, open_backend
+from .bundle import Bundle, check_model_facts, load_bundle
 from .errors import BundleError, FrameError, ProviderError
-from .manifest import Manifest, metadata_mismatches
+from .manifest import Manifest
+from .onnx_file import scan
 from .preprocess import as_frame_list, prepare_batch
-from .providers import provider_options, resolve_providers
-from .session_cache import cache_key, cached_model, seal
+from .proof import Verification, VerificationError, verify
 
 log = logging.getLogger("edgeft")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    device: str = "auto"  # auto | cpu | cuda | tensorrt
-    threads: int | None = None  # intra-op threads; None lets onnxruntime use every core
+    device: str = "auto"  # auto | cpu | cuda | tensorrt | openvino (see backends: auto's rule)
+    precision: str | None = None  # fp32 | bf16 | fp16 with a named device; None: the bundle's own
+    threads: int | None = None  # intra-op threads; None lets the backend use every core
     strict: bool = False  # raise instead of falling back when the asked device is not the one running
-    cache_dir: Path | None = None  # keep optimised graphs (and TensorRT engines) here between starts
+    cache_dir: Path | None = None  # keep optimised graphs (and TensorRT engines, OpenVINO blobs) here between starts
     io_binding: bool | None = None  # None: bind inputs/outputs to device buffers exactly on GPU providers
+    verify: bool = False  # re-prove the bundle's probes on this backend before use; a failure is refused
+    thresholds: dict[str, float] | None = None  # override the bundle's verification thresholds
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ProviderError(f"--threads must be at least 1, got {self.threads}")
+        check_target(self.device, self.precision)
 
 
 @dataclass(frozen=True)
@@ -52,26 +55,57 @@ class Prediction:
 
 
 class Engine:
+    """One verified bundle on one backend. `device="auto"` tries the candidates of the rule in
+    `backends` in order, re-proving each that differs from the bundle as stored; with
+    `verify=True` the chosen backend is re-proved too, and refused if it falls short."""
+
     def __init__(self, bundle: Bundle, config: EngineConfig = EngineConfig()):
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self.session = _create_session(bundle.model, bundle.manifest.model_sha256, config)
-        _check_graph_matches_manifest(self.session, bundle)
-        _check_metadata_matches_manifest(self.session, bundle)
-        self.provider: str = self.session.get_providers()[0]
+        if isinstance(bundle.model, bytes):  # a file bundle was checked by load_bundle
+            check_model_facts(bundle.path, bundle.manifest, scan(bundle.model))
         self._input_name = self.manifest.input.name
         self._output_names = [o.name for o in self.manifest.outputs]
-        self.io_binding = wants_binding(self.provider, config.io_binding)
-        self._infer = (BoundRunner(self.session, self._input_name, self._output_names, self.provider)
-                       if self.io_binding else self._plain_run)
+        self.verification: Verification | None = None
+        if config.device == "auto":
+            self._choose(config)
+        else:
+            self._use(open_backend(bundle.model, self.manifest, Target(config.device, config.precision), config.threads,
+                                   config.strict, config.cache_dir, config.io_binding))
+        if config.verify and self.verification is None:
+            self.verification = verify(self, config.thresholds)
         log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
+
+    def _use(self, backend: Backend) -> None:
+        _check_graph_matches_manifest(backend, self.bundle)
+        self.backend, self.precision = backend, backend.precision
+        # what runs, as logs and summaries name it: "CPUExecutionProvider fp32", "OpenVINO CPU bf16"
+        self.provider = backend.label if backend.precision in backend.label else f"{backend.label} {backend.precision}"
+        self.io_binding = backend.io_binding
+        self._infer = backend.run
+
+    def _choose(self, config: EngineConfig) -> None:
+        """The first candidate of the auto rule that opens here and, where it must, passes verification."""
+        for target in auto_targets(self.manifest):
+            try:
+                self._use(open_backend(self.bundle.model, self.manifest, target, config.threads, False, config.cache_dir,
+                                       config.io_binding))
+                if needs_proof(target, self.manifest):
+                    self.verification = verify(self, config.thresholds)
+                return
+            except (ProviderError, VerificationError, BundleError) as exc:
+                if target == Target("cpu"):
+                    raise
+                log.warning("edgeft: %s not used: %s", target, exc)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, strict: bool = False,
-             cache_dir: str | Path | None = None, io_binding: bool | None = None) -> Engine:
-        """Verify and open the bundle folder at `path` (manifest schema + model sha256)."""
+             cache_dir: str | Path | None = None, io_binding: bool | None = None, precision: str | None = None,
+             verify: bool = False) -> Engine:
+        """Verify and open the bundle folder at `path` (manifest schema, every file's sha256, one file, metadata)."""
         cache = Path(cache_dir) if cache_dir is not None else None
-        config = EngineConfig(device=device, threads=threads, strict=strict, cache_dir=cache, io_binding=io_binding)
+        config = EngineConfig(device=device, precision=precision, threads=threads, strict=strict, cache_dir=cache,
+                              io_binding=io_binding, verify=verify)
         return cls(load_bundle(path), config)
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray]) -> Prediction:
@@ -94,9 +128,6 @@ class Engine:
             return dict(zip(self._output_names, self._infer(batch)))
         return self._run_static(batch, spec.batch)
 
-    def _plain_run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self._output_names, {self._input_name: batch})
-
     def _run_static(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
         """A static-batch graph takes exactly `size` frames: chunk, zero-pad the last, trim."""
         parts: list[list[np.ndarray]] = [[] for _ in self._output_names]
@@ -110,71 +141,24 @@ class Engine:
         return {name: np.concatenate(part) for name, part in zip(self._output_names, parts)}
 
 
-def _create_session(model: Path | bytes, model_sha256: str, config: EngineConfig) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: no per-node placement warnings
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if config.threads:
-        options.intra_op_num_threads = config.threads
-    providers = resolve_providers(config.device)
-    provider_list = [(name, provider_options(name, model_sha256, config.cache_dir)) for name in providers]
-    if config.cache_dir is not None:
-        model = _with_cache(model, model_sha256, providers[0], config.cache_dir, options)
-    source = str(model) if isinstance(model, Path) else model
-    try:
-        session = ort.InferenceSession(source, options, providers=provider_list)
-    except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...), all plain Exceptions
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"onnxruntime cannot load {source if isinstance(source, str) else 'the model'}: {first}") from None
-    if config.cache_dir is not None:
-        seal(config.cache_dir, cache_key(model_sha256, providers[0]))
-    running = session.get_providers()[0]
-    if config.strict and config.device != "auto" and running != providers[0]:
-        raise ProviderError(f"asked for {providers[0]} but onnxruntime is running {running}")
-    return session
-
-
-def _with_cache(model: Path | bytes, model_sha256: str, provider: str, cache_dir: Path,
-                options: ort.SessionOptions) -> Path | bytes:
-    """The cached optimised graph (optimisation then off), or ask onnxruntime to write one."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(model_sha256, provider)
-    cached = cached_model(cache_dir, key)
-    if cached is not None:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        return cached
-    options.optimized_model_filepath = str(cache_dir / f"{key}.onnx")
-    return model
-
-
-def _check_metadata_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:
-    """Export mirrors the manifest's key fields into the model file; a model file that belongs
-    to another manifest (same hash written in by hand, or files swapped) is refused here."""
-    found = session.get_modelmeta().custom_metadata_map
-    differing = metadata_mismatches(bundle.manifest, found)
-    if differing:
-        raise BundleError(f"bundle '{bundle.path}': model.onnx's metadata disagrees with the manifest "
-                          f"({', '.join(differing)}); the two files do not belong together: re-export the bundle")
-
-
-def _check_graph_matches_manifest(session: ort.InferenceSession, bundle: Bundle) -> None:
+def _check_graph_matches_manifest(backend: Backend, bundle: Bundle) -> None:
     """Frames are fed as the manifest says; a graph that wants something else is refused here,
-    not with an onnxruntime error on the first frame."""
+    not with a backend error on the first frame."""
     spec, where = bundle.manifest.input, bundle.path
-    inputs = session.get_inputs()
+    inputs = backend.inputs
     if len(inputs) != 1 or inputs[0].name != spec.name:
         raise BundleError(f"bundle '{where}': the model's inputs {[i.name for i in inputs]} are not the manifest's '{spec.name}'")
     model_input = inputs[0]
     wanted = [spec.batch, spec.height, spec.width, 3]
-    fixed = [d if isinstance(d, int) else None for d in model_input.shape]
-    if model_input.type != "tensor(uint8)" or len(fixed) != 4 or any(
+    fixed = list(model_input.shape)
+    if model_input.dtype != "tensor(uint8)" or len(fixed) != 4 or any(
         f is not None and f != w for f, w in zip(fixed, wanted)
     ):
         shown = "x".join("N" if d is None else str(d) for d in fixed)
         raise BundleError(
-            f"bundle '{where}': the model takes {model_input.type} {shown}, but edgeft feeds uint8 frames "
+            f"bundle '{where}': the model takes {model_input.dtype} {shown}, but edgeft feeds uint8 frames "
             f"{spec.height}x{spec.width}x3 as the manifest says; re-export the bundle"
         )
-    missing = {o.name for o in bundle.manifest.outputs} - {o.name for o in session.get_outputs()}
+    missing = {o.name for o in bundle.manifest.outputs} - backend.outputs
     if missing:
         raise BundleError(f"bundle '{where}': the model has no output(s) {sorted(missing)} named in the manifest")

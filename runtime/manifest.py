@@ -104,6 +104,18 @@ class HalfPrecision:
 
 
 @dataclass(frozen=True)
+class Proof:
+    """The parity probes and the FP32 reference outputs on them (proof.npz), hashed, with the
+    thresholds an on-device verification holds each precision to."""
+
+    file: str
+    sha256: str
+    probes: int
+    holdout: int  # probes held out from the INT8 calibration source (0 for FP32 / FP16 bundles)
+    thresholds: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     task: Task
@@ -121,6 +133,7 @@ class Manifest:
     labels: tuple[str, ...] = ()
     quantization: Quantization | None = None  # INT8; None and fp16 None: FP32, the model the parity proof checked
     fp16: HalfPrecision | None = None
+    proof: Proof | None = None  # bundles exported before the proof travelled with them have none
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -40,22 +40,28 @@ class OnnxFacts:
     metadata: dict[str, str]  # metadata_props
 
 
-def scan(path: Path) -> OnnxFacts:
-    """Walk `path` once; a file that is not a well-formed protobuf is refused."""
-    with open(path, "rb") as fh:
+def scan(model: Path | bytes) -> OnnxFacts:
+    """Walk the model file (mapped, not read) or bytes once; a malformed protobuf is refused."""
+    if isinstance(model, bytes):
+        return _scan(model, "the model")
+    with open(model, "rb") as fh:
         if fh.seek(0, 2) == 0:
-            raise BundleError(f"{path} is empty")
+            raise BundleError(f"{model} is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            external: list[str] = []
-            metadata: dict[str, str] = {}
-            try:
-                _walk(data, 0, len(data), _MODEL, external, metadata)
-            except _Malformed as exc:
-                raise BundleError(f"{path} is not a valid ONNX model ({exc})") from None
+            return _scan(data, str(model))
+
+
+def _scan(data: mmap.mmap | bytes, name: str) -> OnnxFacts:
+    external: list[str] = []
+    metadata: dict[str, str] = {}
+    try:
+        _walk(data, 0, len(data), _MODEL, external, metadata)
+    except _Malformed as exc:
+        raise BundleError(f"{name} is not a valid ONNX model ({exc})") from None
     return OnnxFacts(tuple(external), metadata)
 
 
-def _walk(data: mmap.mmap, start: int, end: int, kind: int, external: list[str], metadata: dict[str, str]) -> None:
+def _walk(data: mmap.mmap | bytes, start: int, end: int, kind: int, external: list[str], metadata: dict[str, str]) -> None:
     children = _CHILDREN.get(kind, {})
     name, outside = "", False
     for number, wire, value, span in _fields(data, start, end):
@@ -73,11 +79,11 @@ def _walk(data: mmap.mmap, start: int, end: int, kind: int, external: list[str],
         external.append(name or "(unnamed tensor)")
 
 
-def _text(data: mmap.mmap, span: tuple[int, int]) -> str:
+def _text(data: mmap.mmap | bytes, span: tuple[int, int]) -> str:
     return data[span[0] : span[1]].decode("utf-8", "replace")
 
 
-def _fields(data: mmap.mmap, start: int, end: int) -> Iterator[tuple[int, int, int, tuple[int, int]]]:
+def _fields(data: mmap.mmap | bytes, start: int, end: int) -> Iterator[tuple[int, int, int, tuple[int, int]]]:
     """(field number, wire type, varint value, (start, end) of a length-delimited payload)."""
     position = start
     while position < end:
@@ -99,7 +105,7 @@ def _fields(data: mmap.mmap, start: int, end: int) -> Iterator[tuple[int, int, i
         yield number, wire, value, span
 
 
-def _varint(data: mmap.mmap, position: int, end: int) -> tuple[int, int]:
+def _varint(data: mmap.mmap | bytes, position: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if position >= end or shift > 63:

@@ -44,12 +44,13 @@ def provider_loads(device: str) -> bool:
     return True
 
 
-def provider_options(provider: str, model_sha256: str, cache_dir: Path | None) -> dict[str, str]:
-    """TensorRT: FP16 kernels, and built engines cached under a key of the model hash and the
-    onnxruntime version (engines take minutes to build and are only valid for that pair)."""
+def provider_options(provider: str, model_sha256: str, cache_dir: Path | None, fp16: bool = True) -> dict[str, str]:
+    """TensorRT: FP16 kernels (unless FP32 is asked for), and built engines cached under a key of
+    the model hash and the onnxruntime version (engines take minutes to build and are only valid
+    for that pair)."""
     if provider != _PROVIDER["tensorrt"]:
         return {}
-    options = {"trt_fp16_enable": "True"}
+    options = {"trt_fp16_enable": str(fp16)}
     if cache_dir is not None:
         engines = cache_dir / f"trt-{model_sha256[:24]}-ort{ort.__version__}"
         options |= {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(engines),

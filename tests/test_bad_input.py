@@ -100,7 +100,7 @@ def test_model_file_of_another_manifest_is_refused(tmp_path, bundle) -> None:
 
 def test_inspect_says_the_bundle_loads(bundle) -> None:
     proc = edgeft("inspect", bundle)
-    assert proc.returncode == 0 and "yes: sha256 verified" in " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "yes: every file's sha256 verified" in " ".join(proc.stdout.split())
 
 
 @pytest.mark.parametrize("option, value, message", [

@@ -37,7 +37,7 @@ def test_bench_json_has_every_figure(tmp_path) -> None:
                            "--io-binding"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["provider"] == "CPUExecutionProvider" and result["input"] == "8x12" and result["io_binding"] is True
+    assert result["provider"] == "CPUExecutionProvider fp32" and result["input"] == "8x12" and result["io_binding"] is True
     assert set(result["throughput_fps"]) == {"1", "4"} and all(v > 0 for v in result["throughput_fps"].values())
     assert result["gflops_per_frame"] == pytest.approx(2 * 3 * 2 / 1e9)  # the 3x2 MatMul
     assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]

@@ -71,7 +71,7 @@ def test_run_refuses_a_batch_that_does_not_fit(tiny) -> None:
 def test_auto_device_falls_back_to_cpu_quietly(tiny, capfd) -> None:
     engine = Engine.load(tiny, device="auto")
     if not provider_loads("cuda"):
-        assert engine.provider == "CPUExecutionProvider"
+        assert engine.provider == "CPUExecutionProvider fp32"
         assert capfd.readouterr().err == ""  # no screen of CUDA loader errors
 
 

@@ -69,7 +69,7 @@ def _module(name: str) -> str:
 
 def test_real_mobilenetv2_weights_from_a_pytorch_file(models, photos_bgr, deepsort_weights) -> None:
     bundle = export(models, "MobileNetV2", "--weights", deepsort_weights, "--name", "mnv2-real")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     weights = engine.manifest.weights
     assert weights.file_sha256 == sha256_file(deepsort_weights)
     assert weights.loaded_by == "in order (260 of 260 tensors)"
@@ -89,7 +89,7 @@ def test_real_mobilenetv2_weights_from_a_pytorch_file(models, photos_bgr, deepso
 
 def test_real_vgg16_weights_from_another_models_h5(models, photos_bgr, hed_weights) -> None:
     bundle = export(models, "VGG16", "--weights", hed_weights, "--input-size", "128x160", "--name", "vgg-hed")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert (engine.manifest.input.height, engine.manifest.input.width) == (128, 160)
     assert engine.manifest.weights.loaded_by == "in order (26 of 38 tensors)"  # the HED side outputs are left out
 
@@ -107,7 +107,7 @@ def test_weights_file_saved_by_keras(models, photos_bgr, tmp_path) -> None:
     path = tmp_path / "mine.weights.h5"
     model.save_weights(path)
     bundle = export(models, "MobileNetV2", "--weights", path, "--input-size", 64, "--name", "mnv2-file")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.weights.loaded_by == "keras load_weights"
     expected = pooled(model, keras.applications.mobilenet_v2.preprocess_input(resized_rgb(photos_bgr, 64, 64)))
     assert relative_error(engine.predict(photos_bgr)["features"], expected) <= TOL
@@ -117,7 +117,7 @@ def test_cut_at_a_named_layer_without_pooling(models, photos_bgr, deepsort_weigh
     bundle = export(models, "MobileNetV2", "--weights", deepsort_weights, "--input-size", 96,
                     "--cut", "block_6_expand_relu", "--pooling", "none")
     assert bundle.name == "mobilenetv2-block_6_expand_relu"
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.backbone.cut == "block_6_expand_relu"
     assert engine.manifest.outputs[0].shape == (None, 12, 12, 192)
 
@@ -144,7 +144,7 @@ def test_users_own_model_file_as_backbone(models, photos_bgr, tmp_path) -> None:
     own.save(path)
 
     bundle = export(models, path, "--preprocess", "unit", "--cut", "conv_b", "--pooling", "max")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.backbone.source == "file" and engine.manifest.weights.file_sha256 == sha256_file(path)
     cut = keras.Model(own.input, own.get_layer("conv_b").output)
     expected = np.asarray(cut(resized_rgb(photos_bgr, 48, 48) / 255.0)).max(axis=(1, 2))
@@ -155,7 +155,7 @@ def test_users_own_model_file_as_backbone(models, photos_bgr, tmp_path) -> None:
     refused = cli("export", legacy, "--preprocess", "unit", "--models-dir", models)
     assert refused.exit_code == 1 and "--trust-h5" in refused.output
     trusted = export(models, legacy, "--preprocess", "unit", "--trust-h5", "--name", "tiny-h5")
-    assert Engine.load(trusted).manifest.outputs[0].shape == (None, 10)
+    assert Engine.load(trusted, device="cpu").manifest.outputs[0].shape == (None, 10)
 
 
 def _head(features: int, units: int, activation: str | None, path: Path) -> keras.Model:
@@ -170,7 +170,7 @@ def test_fused_regression_head(models, photos_bgr, deepsort_weights, tmp_path) -
     head = _head(1280, 1, None, tmp_path / "steer.keras")
     bundle = export(models, "MobileNetV2", "--weights", deepsort_weights, "--input-size", 96,
                     "--head", tmp_path / "steer.keras", "--name", "steer")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.task == "regression"
     assert [o.name for o in engine.manifest.outputs] == ["features", "prediction"]
     result = engine.predict(photos_bgr)
@@ -185,7 +185,7 @@ def test_fused_classification_head_with_labels(models, photos_bgr, deepsort_weig
     labels.write_text("left\nstraight\nright\n")
     bundle = export(models, "MobileNetV2", "--weights", deepsort_weights, "--input-size", 96,
                     "--head", tmp_path / "cls.keras", "--labels", labels, "--name", "cls")
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.task == "classification"
     assert engine.manifest.labels == ("left", "straight", "right")
     assert (bundle / "labels.txt").read_text().split() == ["left", "straight", "right"]
@@ -208,7 +208,7 @@ def test_static_batch(models, photos_bgr) -> None:
 
     dims = onnx.load(str(bundle / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [2, 64, 64, 3]
-    engine = Engine.load(bundle)
+    engine = Engine.load(bundle, device="cpu")
     assert engine.manifest.input.batch == 2
     three = engine.predict(photos_bgr[:3])["features"]  # 3 frames through a batch-2 graph: padded
     one_by_one = np.stack([engine.predict(f)["features"] for f in photos_bgr[:3]])

@@ -17,6 +17,7 @@ CHECK = "import sys; {imports}; bad = sorted(m for m in sys.modules if m.split('
         "import edgeft.export, edgeft.export.backbones, edgeft.export.exporter",
         "import edgeft.transfer",  # planning, extraction and the sample drive run without TensorFlow
         "import edgeft.runtime.sources.bag, edgeft.runtime.sinks.foxglove, rosbags.highlevel, foxglove",
+        "import edgeft.runtime.backends.openvino, openvino",
     ],
 )
 def test_import_does_not_load_tensorflow(imports: str) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime.bundle import sha256_bytes
-from edgeft.runtime.manifest import BackboneInfo, InputSpec, Manifest, OutputSpec, WeightsInfo, mirrored_metadata
+from edgeft.runtime.manifest import BackboneInfo, InputSpec, Manifest, OutputSpec, Proof, WeightsInfo, mirrored_metadata
+from edgeft.runtime.proof import PROOF_FILE, THRESHOLDS, proof_bytes
 
 HEIGHT, WIDTH = 8, 12
 WEIGHTS = np.array([[1.0, -1.0], [0.0, 0.0], [-1.0, 1.0]], np.float32) / 64  # R vs B decides the class
@@ -30,9 +31,10 @@ def tiny_manifest(name: str = "tiny", batch: int | None = None) -> Manifest:
     )
 
 
-def build_model_bytes(batch: int | None = None, gain: float = 1.0) -> bytes:
+def build_model_bytes(batch: int | None = None, gain: float = 1.0, manifest: Manifest | None = None) -> bytes:
     """`gain` scales the pixels up and back down: exact in FP32, past FP16's range above ~257.
-    The manifest's key fields are stamped into metadata_props, as export mirrors them there."""
+    The manifest's key fields (the tiny one's, or `manifest`'s) are stamped into metadata_props,
+    as export mirrors them there."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -52,18 +54,38 @@ def build_model_bytes(batch: int | None = None, gain: float = 1.0) -> bytes:
     graph = helper.make_graph(nodes, "tiny", [image], [features, prediction], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    helper.set_model_props(model, mirrored_metadata(tiny_manifest(batch=batch)))
+    helper.set_model_props(model, mirrored_metadata(manifest or tiny_manifest(batch=batch)))
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
 
-def write_tiny_bundle(folder: Path, batch: int | None = None) -> Path:
+def write_tiny_bundle(folder: Path, batch: int | None = None, proof: bool = False) -> Path:
+    """The bundle; with `proof`, also the probes and FP32 outputs export would carry (computed
+    here with numpy, independently of any backend)."""
     model_bytes = build_model_bytes(batch)
     manifest = dataclasses.replace(tiny_manifest(folder.name, batch), model_sha256=sha256_bytes(model_bytes))
     folder.mkdir(parents=True)
+    if proof:
+        probes = np.random.default_rng(7).integers(0, 256, (6, HEIGHT, WIDTH, 3), dtype=np.uint8)
+        features = probes.astype(np.float64).mean(axis=(1, 2))
+        logits = features @ WEIGHTS
+        softmax = np.exp(logits - logits.max(1, keepdims=True))
+        reference = {"features": features, "prediction": softmax / softmax.sum(1, keepdims=True)}
+        data = proof_bytes(probes, reference, np.array([False] * 3 + [True] * 3))
+        (folder / PROOF_FILE).write_bytes(data)
+        manifest = dataclasses.replace(manifest, proof=Proof(PROOF_FILE, sha256_bytes(data), 6, 3, dict(THRESHOLDS)))
     (folder / "model.onnx").write_bytes(model_bytes)
     (folder / "manifest.json").write_text(manifest.to_json())
     return folder
+
+
+def with_graph_of_another_manifest(folder: Path, **changes) -> None:
+    """Edit the manifest and stamp the edit into the model's metadata too (hash updated), so that
+    only the graph itself can tell the two apart."""
+    manifest = dataclasses.replace(Manifest.from_json((folder / "manifest.json").read_text()), **changes)
+    model_bytes = build_model_bytes(manifest=manifest)
+    (folder / "model.onnx").write_bytes(model_bytes)
+    (folder / "manifest.json").write_text(dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes)).to_json())
 
 
 def with_manifest(folder: Path, **changes) -> None:

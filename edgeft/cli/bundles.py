@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from edgeft.runtime import EdgeftError
+from edgeft.runtime import EdgeftError, EngineConfig
 
-from .common import (EXPORT, MODELS_DIR, Cut, Force, InputSize, ModelsDir, Pooling, Preprocess, Seed, TrustH5, Weights, app,
-                     err, export_available, say, stdout, user_errors)
+from .common import (EXPORT, MODELS_DIR, Cut, Device, InputSize, ModelsDir, Pooling, Precision, Preprocess, Seed, TrustH5, Weights,
+                     app, err, export_available, say, stdout, user_errors)
 from .display import manifest_table
 
 HEAD, PRECISION = "Head", "Precision"
@@ -103,14 +103,40 @@ def inspect(bundle: Annotated[Path, typer.Argument(help="bundle folder")]) -> No
         _show(bundle)
 
 
+@app.command(rich_help_panel="Bundles")
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder")],
+    device: Device = "auto",
+    precision: Precision = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="override the feature-cosine bar of the precision running")] = None,
+    max_rel: Annotated[Optional[float], typer.Option(help="override the FP32 max relative error bar")] = None,
+) -> None:
+    """Re-prove a bundle on this device: its probes through the backend and precision asked for,
+    held to the bundle's FP32 reference. A backend that falls short is refused (exit 1)."""
+    with user_errors():
+        from edgeft.runtime import Engine, load_bundle
+        from edgeft.runtime.proof import verify as prove
+
+        loaded = load_bundle(bundle)
+        engine = Engine(loaded, EngineConfig(device=device, precision=precision))
+        override = {f"{engine.precision}_min_cosine": min_cosine} if min_cosine is not None else {}
+        override |= {"fp32_max_rel": max_rel} if max_rel is not None else {}
+        result = engine.verification if engine.verification and not override else prove(engine, override)
+        say(f"verified: {result.summary()}")
+
+
 def _show(bundle: Path) -> None:
     """The manifest as a table, then a real load: a bundle whose hash matches may still not run."""
     from edgeft.runtime import Engine, read_manifest
+    from edgeft.runtime.proof import recorded
 
     manifest = read_manifest(bundle)
+    checks = [f"{k}: " + ", ".join(f"{m} {v:.6g}" for m, v in r["agreement"].items()) + f" ({'passed' if r['passed'] else 'FAILED'}, "
+              f"{r['checked_at']}, {r['cpu']})" for k, r in recorded(manifest.model_sha256).items()]
     try:
         engine = Engine.load(bundle, device="cpu")
     except EdgeftError as exc:
-        stdout.print(manifest_table(bundle, manifest, f"NO: {exc}"))
+        stdout.print(manifest_table(bundle, manifest, f"NO: {exc}", checks))
         raise EdgeftError(f"bundle '{bundle}' does not load: {exc}") from None
-    stdout.print(manifest_table(bundle, manifest, f"yes: sha256 verified, one file, metadata matches, {engine.provider} session"))
+    stdout.print(manifest_table(bundle, manifest, f"yes: every file's sha256 verified, one file, metadata matches, {engine.provider} session",
+                                checks))

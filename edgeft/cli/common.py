@@ -72,7 +72,8 @@ def say(text: str) -> None:
 
 # Options used by several commands, declared once.
 Model = Annotated[Optional[Path], typer.Option(help="bundle folder (default: the only one under models/)", rich_help_panel=MODEL)]
-Device = Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt", rich_help_panel=MODEL)]
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt | openvino (auto: the fastest that runs here and passes verification)", rich_help_panel=MODEL)]
+Precision = Annotated[Optional[str], typer.Option(help="fp32 | bf16 | fp16 with a named --device (default: the bundle's own)", rich_help_panel=MODEL)]
 Threads = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads", rich_help_panel=MODEL)]
 IoBinding = Annotated[Optional[bool], typer.Option("--io-binding/--no-io-binding", rich_help_panel=MODEL,
                                                    help="bind frames to device buffers (default: on GPU providers)")]

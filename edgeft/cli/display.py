@@ -118,7 +118,7 @@ def describe(manifest: Manifest, outputs: dict) -> str:
     return f"features {tuple(feats.shape)}, L2 {float((feats ** 2).sum() ** 0.5):.2f}, strongest channels {list(map(int, top))}"
 
 
-def manifest_table(path: Path, m: Manifest, loads: str) -> Table:
+def manifest_table(path: Path, m: Manifest, loads: str, verified: list[str] = ()) -> Table:
     b, w, i = m.backbone, m.weights, m.input
     rows = [
         ("task", m.task + (f" ({len(m.labels)} labels)" if m.labels else "")),
@@ -135,11 +135,49 @@ def manifest_table(path: Path, m: Manifest, loads: str) -> Table:
                     f"{m.quantization.holdout_frames} held out: " + _agreement(m.quantization.agreement))] if m.quantization else []),
         *([("fp16", f"vs FP32 on {m.fp16.probe_frames} probes, FP16 graph on {m.fp16.checked_on}: " + _agreement(m.fp16.agreement)
                     + "; FP16 storage emulated on CPU: " + _agreement(m.fp16.storage_emulation))] if m.fp16 else []),
+        ("proof", f"{m.proof.probes} probes ({m.proof.holdout} held out from INT8 calibration) and FP32 outputs in "
+                  f"{m.proof.file}, sha256 {m.proof.sha256[:16]}…" if m.proof else "none carried (exported before the proof travelled)"),
         ("loads", loads),
+        *(("verified here", line) for line in verified),
         ("versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())),
         ("created", m.created),
     ]
     return key_value_table(f"bundle {path}", rows)
+
+
+def bench_all_table(bundle: Path, results: list, cpu: str) -> Table:
+    """One row per backend and precision, throughput relative to the first (onnxruntime on the CPU)."""
+    ok = [r for r in results if not isinstance(r, str)]
+    sizes = list(ok[0].throughput_fps) if ok else []
+    base = ok[0].throughput_fps if ok else {}
+    table = Table("backend", "precision", "b1 p50 ms", *(f"b{b} frames/s" for b in sizes), "vs first", "agreement",
+                  "start-up s", title=f"edgeft bench: {bundle}\nCPU: {cpu}", title_justify="left")
+    for r in results:
+        if isinstance(r, str):
+            table.add_row(r, *[""] * (len(sizes) + 5))
+            continue
+        agree = ", ".join(f"{k.replace('feature_', '')} {v:.5g}" for k, v in r.agreement.items() if k != "prediction_max_abs_error")
+        table.add_row(r.provider, r.precision, f"{r.latency_ms['p50']:.2f}", *(f"{r.throughput_fps[b]:.1f}" for b in sizes),
+                      f"{r.throughput_fps[sizes[-1]] / base[sizes[-1]]:.2f}x", agree or "-",
+                      f"{r.cold_start_s.get('to_first_result_s', float('nan')):.2f}")
+    return table
+
+
+def bench_table(bundle: Path, result) -> Table:
+    table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider} {result.precision}"
+                  f"{', IO binding' if result.io_binding else ''})", title_justify="left")
+    lat, cold = result.latency_ms, result.cold_start_s
+    table.add_row("latency b1", f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms")
+    for size, fps in result.throughput_fps.items():
+        gflops = f", {result.gflops_per_s[size]:.1f} GFLOP/s" if result.gflops_per_frame else ""
+        table.add_row(f"throughput b{size}", f"{fps:.1f} frames/s{gflops}")
+    table.add_row("model FLOPs", f"{result.gflops_per_frame:.2f} GFLOP/frame" if result.gflops_per_frame else "n/a (needs the onnx package)")
+    table.add_row("peak memory", f"{result.peak_rss_mb:.0f} MB RSS")
+    table.add_row("cold start", f"{cold['to_first_result_s']:.2f} s to the first result (import {cold['import_s']:.2f} + "
+                                f"session {cold['session_s']:.2f} + first frame {cold['first_frame_s']:.2f})")
+    if result.agreement:
+        table.add_row("verified", ", ".join(f"{k} {v:.6g}" for k, v in result.agreement.items()))
+    return table
 
 
 def _shape(shape: tuple) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -12,18 +13,19 @@ from rich.table import Table
 
 from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
 
-from .common import (MODELS_DIR, OUTPUT, RUN, Device, End, Force, Incomplete, IoBinding, Model, Start, SyncTolerance, Threads,
-                     TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout, user_errors)
-from .display import RunDisplay, describe, summary_table
+from .common import (MODELS_DIR, OUTPUT, RUN, Device, End, Force, Incomplete, IoBinding, Model, Precision, Start, SyncTolerance,
+                     Threads, TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout, user_errors)
+from .display import RunDisplay, bench_all_table, bench_table, describe, summary_table
 
 SOURCE = "Source"
 
 
-def load_engine(model: Path | None, device: str = "auto", threads: int | None = None, **options: object) -> Engine:
+def load_engine(model: Path | None, device: str = "auto", threads: int | None = None, precision: str | None = None,
+                **options: object) -> Engine:
     from edgeft.runtime import default_bundle
 
     log_to_stderr()
-    return Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, **options)
+    return Engine.load(model or default_bundle(MODELS_DIR), device=device, threads=threads, precision=precision, **options)
 
 
 def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], sources: SourceOptions, sinks: SinkOptions,
@@ -79,6 +81,7 @@ def run(
                                                    "repeat for a rig, name=spec to name")],
     model: Model = None,
     device: Device = "auto",
+    precision: Precision = None,
     threads: Threads = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="keep optimised graphs / TensorRT engines here between starts", rich_help_panel="Model")] = None,
     io_binding: IoBinding = None,
@@ -114,7 +117,7 @@ def run(
         sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride, cameras=names(cameras),
                                 correction=correction, bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end))
         config = PipelineConfig(batch=batch, max_ticks=max_frames)
-        engine = load_engine(model, device, threads, cache_dir=cache_dir, io_binding=io_binding)
+        engine = load_engine(model, device, threads, precision, cache_dir=cache_dir, io_binding=io_binding)
         outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video),
                                                        ("mcap", record), ("foxglove", foxglove)) if path]
         if show and not WindowSink.available():
@@ -139,7 +142,8 @@ def topics(bag: Annotated[Path, typer.Argument(help="ROS 1 .bag, ROS 2 folder, .
 @app.command("bench", rich_help_panel="Running")
 def bench_command(
     bundle: Annotated[Path, typer.Argument(help="bundle folder")],
-    device: Device = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | tensorrt | openvino | all (every backend and precision installed here)")] = "auto",
+    precision: Precision = None,
     threads: Threads = None,
     io_binding: IoBinding = None,
     runs: Annotated[int, typer.Option(help="timed runs at batch 1 (fewer at larger batches)")] = 30,
@@ -148,31 +152,24 @@ def bench_command(
 ) -> None:
     """Latency, throughput, memory, cold start and achieved GFLOP/s of a bundle on this machine."""
     with user_errors():
-        from edgeft.runtime.bench import bench
+        from edgeft.runtime.bench import bench, bench_all
+        from edgeft.runtime.cpu import cpu_info
 
         sizes = tuple(int(b) for b in names(batches) if b.isdigit())
         if runs < 1 or len(sizes) != len(names(batches)) or not sizes or min(sizes) < 1:
             raise EdgeftError("--runs and every --batches size must be whole numbers of at least 1")
-        result = bench(bundle, device, threads, runs, batches=sizes, io_binding=io_binding)
+        if device == "all":
+            results = bench_all(bundle, threads, runs, sizes)
+            if json_out:
+                print("[" + ",\n".join(r.to_json() if not isinstance(r, str) else json.dumps({"error": r}) for r in results) + "]")
+                return
+            stdout.print(bench_all_table(bundle, results, cpu_info().describe()))
+            return
+        result = bench(bundle, device, threads, runs, batches=sizes, io_binding=io_binding, precision=precision)
         if json_out:
             print(result.to_json())
             return
         stdout.print(bench_table(bundle, result))
-
-
-def bench_table(bundle: Path, result) -> Table:
-    table = Table(show_header=False, title=f"edgeft bench: {bundle} ({result.input}, {result.provider}"
-                  f"{', IO binding' if result.io_binding else ''})", title_justify="left")
-    lat, cold = result.latency_ms, result.cold_start_s
-    table.add_row("latency b1", f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms")
-    for size, fps in result.throughput_fps.items():
-        gflops = f", {result.gflops_per_s[size]:.1f} GFLOP/s" if result.gflops_per_frame else ""
-        table.add_row(f"throughput b{size}", f"{fps:.1f} frames/s{gflops}")
-    table.add_row("model FLOPs", f"{result.gflops_per_frame:.2f} GFLOP/frame" if result.gflops_per_frame else "n/a (needs the onnx package)")
-    table.add_row("peak memory", f"{result.peak_rss_mb:.0f} MB RSS")
-    table.add_row("cold start", f"{cold['to_first_result_s']:.2f} s to the first result (import {cold['import_s']:.2f} + "
-                                f"session {cold['session_s']:.2f} + first frame {cold['first_frame_s']:.2f})")
-    return table
 
 
 @app.command(rich_help_panel="Running")
