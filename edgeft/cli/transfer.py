@@ -8,14 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from edgeft.runtime import EdgeftError, PipelineConfig, SinkOptions, SourceOptions
+from edgeft.transfer import ExtractConfig
+from edgeft.transfer.ray_extract import RayConfig
 
-from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
+from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
                      Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
                      err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
-TRAINING = "Training"
+TRAINING, RAY = "Training", "Ray cluster"
 
 
 @app.command(rich_help_panel="Transfer learning")
@@ -57,15 +59,22 @@ def extract(
     incomplete: Incomplete = "run",
     start: Start = None,
     end: End = None,
+    ray: Annotated[Optional[str], typer.Option(help="run on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)] = None,
+    ray_actors: Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)] = None,
+    ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)] = 1,
 ) -> None:
     """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
     with user_errors():
-        from edgeft.transfer import ExtractConfig, extract as run_extract, extraction_report, extraction_settings, plan_dataset
+        from edgeft.transfer import extract as run_extract, extraction_report, extraction_settings, plan_dataset
 
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
+        if ray is not None:
+            _extract_on_ray(model, dataset, source, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
+                            RayConfig(ray, ray_actors, ray_cpus_per_actor))
+            return
         engine = load_engine(model, device)
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
@@ -77,6 +86,23 @@ def extract(
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
+
+
+def _extract_on_ray(model: Path | None, dataset: Path | None, source: str | None, out: Path, planning: tuple,
+                    config: ExtractConfig, ray: RayConfig) -> None:
+    from edgeft.runtime import default_bundle
+    from edgeft.transfer import extraction_report, extraction_settings, plan_dataset
+    from edgeft.transfer.ray_extract import extract_on_ray
+
+    if source is not None:
+        raise EdgeftError("--ray extracts a DATASET (class folders, a driving log or a bag); --source runs on this machine")
+    plan = plan_dataset(dataset, *planning)
+    with ProgressBar(err, "extract on Ray", len(plan.items)) as progress:
+        unreadable, report = extract_on_ray(model or default_bundle(MODELS_DIR), plan, out, extraction_settings(dataset, *planning),
+                                            config, ray, progress.update)
+    say(extraction_report(plan, out, unreadable))
+    for line in report.lines():
+        say(line)
 
 
 @app.command("train-head", rich_help_panel="Transfer learning")

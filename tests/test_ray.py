@@ -1,0 +1,145 @@
+"""`extract --ray` on a real multi-node Ray cluster on loopback (separate `ray start` processes),
+against single-process extract: same plan, same layout, same features; a node killed mid-job,
+an interrupted job resumed, token authentication, and a bad address."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import edgeft
+
+pytest.importorskip("ray", reason="the ray extra is not installed")
+pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
+from raycluster import LoopbackCluster  # noqa: E402
+from test_transfer import class_folders  # noqa: E402
+from tiny_bundle import write_tiny_bundle  # noqa: E402
+
+TOKEN = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LoopbackCluster() as running:
+        yield running.start(workers=1)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return write_tiny_bundle(tmp_path_factory.mktemp("ray") / "tiny")
+
+
+def driver_env(**extra: str) -> dict[str, str]:
+    """What a user's shell would have: no Ray settings of ours leaking in from the test process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return {**env, "RAY_AUTH_MODE": "disabled", "COLUMNS": "200", **extra}
+
+
+def same_features(a: Path, b: Path) -> None:
+    """Same index (plan, order, shard and row) and features equal to float32 rounding: onnxruntime
+    with another thread count may sum in another order, which moves the last bits."""
+    from edgeft.transfer import load_features
+
+    assert (a / "index.csv").read_text() == (b / "index.csv").read_text()
+    assert (a / "features.json").read_text() == (b / "features.json").read_text()
+    x, y = load_features(a), load_features(b)
+    assert x.labels == y.labels and list(x.splits) == list(y.splits)
+    np.testing.assert_allclose(x.x, y.x, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dataset", ["driving log", "class folders"])
+def test_ray_extract_equals_single_process(cluster, bundle, tmp_path, dataset) -> None:
+    if dataset == "driving log":
+        assert edgeft("sample", tmp_path / "data", "--frames", 24).returncode == 0
+        data = tmp_path / "data" / "driving_log.csv"
+    else:
+        data = class_folders(tmp_path / "data", per_class=20)
+    args = ["extract", data, "--model", bundle, "--rows-per-shard", 16, "--augment", "flip"]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", cluster.address, env=driver_env())
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    same_features(tmp_path / "ray", tmp_path / "local")
+    assert re.search(r"frames in [\d.]+ s on 2 node\(s\)", proc.stdout), proc.stdout  # both nodes did work
+    assert len(re.findall(r"node [0-9a-f]{8} \(", proc.stdout)) == 2
+
+
+def big_dataset(root: Path, per_class: int = 400) -> Path:
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / name / f"{i}.jpg"), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    return root
+
+
+def wait_for_shards(folder: Path, count: int, proc: subprocess.Popen, deadline_s: float = 120) -> None:
+    end = time.monotonic() + deadline_s
+    while len(list(folder.glob("shard-*.npy"))) < count and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+
+
+def test_a_worker_node_killed_mid_job_changes_nothing(bundle, tmp_path) -> None:
+    data = big_dataset(tmp_path / "data")
+    args = ["extract", data, "--model", bundle, "--rows-per-shard", 32, "--batch", 8]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    with LoopbackCluster() as spare:
+        spare.start(workers=2)
+        proc = subprocess.Popen([sys.executable, "-m", "edgeft", *map(str, args), "--out", str(tmp_path / "ray"), "--ray",
+                                 spare.address], env=driver_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_shards(tmp_path / "ray", 2, proc)
+        assert proc.poll() is None, "the job ended before a node could be killed"
+        spare.kill(spare.nodes[-1])  # a whole worker node: raylet, agents and its actors
+        out, errors = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + errors
+    same_features(tmp_path / "ray", tmp_path / "local")
+
+
+def test_an_interrupted_ray_job_resumes(cluster, bundle, tmp_path) -> None:
+    data = big_dataset(tmp_path / "data", per_class=200)
+    args = ["extract", data, "--model", bundle, "--rows-per-shard", 16, "--batch", 8]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "edgeft", *map(str, args), "--out", str(tmp_path / "ray"), "--ray",
+                             cluster.address], env=driver_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_shards(tmp_path / "ray", 3, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    written = len(list((tmp_path / "ray").glob("shard-*.npy")))
+    assert 3 <= written < 25
+    proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", cluster.address, "--resume", env=driver_env())
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"^{400 - written * 16} frames in", proc.stdout, re.M), proc.stdout  # only what was missing
+    same_features(tmp_path / "ray", tmp_path / "local")
+
+
+def test_token_authentication(bundle, tmp_path) -> None:
+    data = class_folders(tmp_path / "data", per_class=4)
+    with LoopbackCluster(env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}) as secured:
+        secured.start(workers=0)
+        args = ["extract", data, "--model", bundle, "--ray", secured.address]
+        proc = edgeft(*args, "--out", tmp_path / "with", env=driver_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN))
+        assert proc.returncode == 0, proc.stderr
+        proc = edgeft(*args, "--out", tmp_path / "without", env=driver_env())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "token authentication: set RAY_AUTH_MODE=token" in proc.stderr, proc.stderr
+
+
+def test_local_cluster_and_bad_addresses(bundle, tmp_path) -> None:
+    data = class_folders(tmp_path / "data", per_class=4)
+    home = tmp_path / "home"  # a new local cluster writes its token to ~/.ray
+    env = {k: v for k, v in driver_env(HOME=str(home)).items() if k != "RAY_AUTH_MODE"}  # Ray's own default
+    proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "local", "--ray", "local", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (home / ".ray" / "auth_token").is_file()  # Ray turns token authentication on for new local clusters
+    for address, message in (("127.0.0.2:1", "cannot reach a Ray cluster at 127.0.0.2:1"), ("nowhere", "is not auto, local or HOST:PORT")):
+        proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "bad", "--ray", address, env=driver_env())
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
