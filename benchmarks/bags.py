@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import WORK, cpu_line, ensure_bundle, source_clip  # noqa: E402
 
-from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions, open_source  # noqa: E402
+from edgeft.runtime import Engine, Pipeline, PipelineConfig, open_source  # noqa: E402
 from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
 
 

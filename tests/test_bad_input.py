@@ -3,9 +3,6 @@ and bundles whose files do not all belong together are refused before any sessio
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import shutil
 import subprocess
 from pathlib import Path
 
