@@ -25,6 +25,7 @@ from edgeft.runtime.sources import open_source
 from edgeft.runtime.proof import shortfalls
 
 from .agreement import measure_agreement
+from .bias_correction import correct_biases
 from .errors import ExportError
 from .pooling import pools_as_convolutions
 
@@ -36,7 +37,26 @@ class Int8Config:
     holdout_frames: int = 32
     min_cosine: float = 0.99  # mean feature cosine vs FP32 on the held-out frames
     min_top1: float = 0.95  # top-1 agreement with FP32 (classification heads)
-    reduce_range: bool = True  # 7-bit weights: better accuracy on CPUs without VNNI, same speed
+    target: str = "auto"  # the CPU the bundle is for: avx2 (no INT8 dot product: 7-bit weights) | vnni (VNNI or AMX: 8-bit)
+
+    @property
+    def reduce_range(self) -> bool:
+        """7-bit weights where the target has no VNNI: its u8 x s8 multiply-add saturates at full 8-bit range."""
+        return resolve_target(self.target) == "avx2"
+
+
+TARGETS = ("auto", "avx2", "vnni")
+
+
+def resolve_target(target: str) -> str:
+    """`auto`: the export machine's own CPU."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown --int8-target '{target}': choose one of {', '.join(TARGETS)}")
+    if target == "auto":
+        from edgeft.runtime.cpu import cpu_info
+
+        return "vnni" if cpu_info().int8_dot else "avx2"
+    return target
 
 
 def calibration_frames(spec: InputSpec, config: Int8Config) -> np.ndarray:
@@ -67,6 +87,7 @@ class QdqSettings:
     activation_type: str = "QUInt8"
     weight_type: str = "QInt8"
     rewrite_pools: bool = True  # QLinearAveragePool is a slow scalar kernel: pools go in as depthwise convolutions
+    bias_correction: bool = True  # remove each conv's mean output shift from weight rounding (bias_correction.py)
 
 
 def quantize_graph(model_bytes: bytes, calib: np.ndarray, spec: InputSpec, settings: QdqSettings = QdqSettings(),
@@ -100,7 +121,11 @@ def quantize_graph(model_bytes: bytes, calib: np.ndarray, spec: InputSpec, setti
                         per_channel=settings.per_channel, reduce_range=settings.reduce_range,
                         activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
                         nodes_to_exclude=excluded)
-        return int8.read_bytes()
+        if not settings.bias_correction:
+            return int8.read_bytes()
+        quantized = onnx.load(str(int8))
+        correct_biases(model, quantized, calib, spec.name, step)  # int32 biases rewritten in place
+        return quantized.SerializeToString()
 
 
 def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization, np.ndarray]:
@@ -109,7 +134,9 @@ def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tupl
     calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
     int8_bytes = quantize_graph(model_bytes, calib, manifest.input, QdqSettings(reduce_range=config.reduce_range))
     agreement = measure_agreement(model_bytes, int8_bytes, manifest, holdout)
-    report = Quantization("int8-qdq-per-channel", config.calib, len(calib), len(holdout), agreement)
+    target = resolve_target(config.target)
+    report = Quantization("int8-qdq-per-channel-bias-corrected", config.calib, len(calib), len(holdout), agreement,
+                          target=f"{target} ({7 if config.reduce_range else 8}-bit weights)")
     low = shortfalls(agreement, config.min_cosine, config.min_top1)
     if low:
         raise ExportError(f"INT8 model disagrees with FP32 on held-out frames ({'; '.join(low)}); no bundle written "

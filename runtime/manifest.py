@@ -90,6 +90,7 @@ class Quantization:
     calibration_frames: int
     holdout_frames: int
     agreement: dict[str, float]  # feature cosine mean/min, prediction error, top-1 agreement
+    target: str | None = None  # the CPU it was quantized for: "avx2 (7-bit weights)" | "vnni (8-bit weights)"
 
 
 @dataclass(frozen=True)

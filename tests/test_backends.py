@@ -103,6 +103,20 @@ def test_auto_rule() -> None:
     assert Target("openvino", "bf16") not in auto_targets(dataclasses.replace(fp32, proof=None), amx)  # unprovable
 
 
+def test_an_int8_bundle_made_for_vnni_is_reproved_on_a_cpu_without_it() -> None:
+    from tiny_bundle import tiny_manifest
+    from edgeft.runtime.backends import needs_proof
+    from edgeft.runtime.manifest import Proof, Quantization
+
+    proof = Proof("proof.npz", "0" * 64, 6, 0, {})
+    vnni = dataclasses.replace(tiny_manifest(), proof=proof, quantization=Quantization("int8", "x", 8, 8, {}, "vnni (8-bit weights)"))
+    avx2 = dataclasses.replace(vnni, quantization=dataclasses.replace(vnni.quantization, target="avx2 (7-bit weights)"))
+    zen3 = CpuInfo("EPYC", 2, frozenset({"avx2", "fma"}))
+    sapphire = CpuInfo("Xeon", 2, frozenset({"avx2", "avx512_vnni", "amx_int8"}))
+    assert needs_proof(Target("cpu"), vnni, zen3) and not needs_proof(Target("cpu"), vnni, sapphire)
+    assert not needs_proof(Target("cpu"), avx2, zen3)
+
+
 def test_auto_takes_the_fastest_that_passes_and_says_so(bundle, caplog) -> None:
     engine = Engine.load(bundle)
     expected = auto_targets(engine.manifest)[0]

@@ -73,6 +73,7 @@ def export(
     calib_frames: Annotated[int, typer.Option(help="frames to calibrate on (as many again + half are needed)", rich_help_panel=PRECISION)] = 64,
     int8_min_cosine: Annotated[float, typer.Option(help="refuse the INT8 bundle below this mean feature cosine vs FP32", rich_help_panel=PRECISION)] = 0.99,
     int8_min_top1: Annotated[float, typer.Option(help="refuse below this top-1 agreement vs FP32 (classifiers)", rich_help_panel=PRECISION)] = 0.95,
+    int8_target: Annotated[str, typer.Option(help="auto (this CPU) | avx2 (7-bit weights) | vnni (VNNI/AMX: 8-bit weights)", rich_help_panel=PRECISION)] = "auto",
     fp16: Annotated[bool, typer.Option(help="convert to FP16 for GPUs, checked against FP32 (on a GPU if there is one)", rich_help_panel=PRECISION)] = False,
     fp16_min_cosine: Annotated[float, typer.Option(help="refuse the FP16 bundle below this mean feature cosine vs FP32", rich_help_panel=PRECISION)] = 0.999,
 ) -> None:
@@ -87,7 +88,7 @@ def export(
             backbone=backbone, weights=weights, cut=cut, pooling=pooling, preprocess=preprocess, trust_h5=trust_h5,
             input_size=parse_input_size(input_size) if input_size else None, head=head, labels=labels, task=task,
             batch=batch, opset=opset, name=name, models_dir=models_dir, force=force, tolerance=tolerance, seed=seed, cam=cam,
-            int8=Int8Config(calib, calib_frames, max(8, calib_frames // 2), int8_min_cosine, int8_min_top1) if int8 else None,
+            int8=Int8Config(calib, calib_frames, max(8, calib_frames // 2), int8_min_cosine, int8_min_top1, int8_target) if int8 else None,
             fp16=Fp16Config(fp16_min_cosine) if fp16 else None,
         )
         result = export_bundle(config, say=lambda step: err.print(f"· {step}", style="dim", markup=False, highlight=False))

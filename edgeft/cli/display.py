@@ -131,7 +131,8 @@ def manifest_table(path: Path, m: Manifest, loads: str, verified: list[str] = ()
         ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
                    + f" (tolerance {m.parity_tolerance:g})"),
         ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…" + (f", {m.quantization.method}" if m.quantization else f", {m.precision}")),
-        *([("int8", f"calibrated on {m.quantization.calibration_frames} frames of {m.quantization.calibration_source}; vs FP32 on "
+        *([("int8", f"{m.quantization.method} for {m.quantization.target or 'an unrecorded CPU'}, calibrated on "
+                    f"{m.quantization.calibration_frames} frames of {m.quantization.calibration_source}; vs FP32 on "
                     f"{m.quantization.holdout_frames} held out: " + _agreement(m.quantization.agreement))] if m.quantization else []),
         *([("fp16", f"vs FP32 on {m.fp16.probe_frames} probes, FP16 graph on {m.fp16.checked_on}: " + _agreement(m.fp16.agreement)
                     + "; FP16 storage emulated on CPU: " + _agreement(m.fp16.storage_emulation))] if m.fp16 else []),

@@ -46,9 +46,13 @@ def auto_targets(manifest: Manifest, cpu: CpuInfo | None = None) -> list[Target]
     return found + [Target("cpu")]
 
 
-def needs_proof(target: Target, manifest: Manifest) -> bool:
-    """Anything but onnxruntime on the CPU running the bundle as stored must be re-proved first."""
-    return not (target.device == "cpu" and target.precision in (None, manifest.precision))
+def needs_proof(target: Target, manifest: Manifest, cpu: CpuInfo | None = None) -> bool:
+    """Anything but onnxruntime on the CPU running the bundle as stored must be re-proved first; so
+    must an INT8 bundle made for VNNI (8-bit weights) on a CPU without it, where they can saturate."""
+    if not (target.device == "cpu" and target.precision in (None, manifest.precision)):
+        return True
+    made_for = manifest.quantization.target if manifest.quantization else None
+    return bool(made_for and made_for.startswith("vnni") and not (cpu or cpu_info()).int8_dot and manifest.proof)
 
 
 def installed_targets(manifest: Manifest) -> list[Target]:
