@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,14 +74,22 @@ def pct(values: list[float], q: float) -> float:
 
 def cpu_line() -> str:
     """The CPU these figures came from: model name and the ISA flags that decide the fast paths."""
-    flags: set[str] = set()
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    wanted = sorted(f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx")) or "vnni" in f)
-    return f"{model}; {len(os.sched_getaffinity(0))} cores; {' '.join(wanted)}"
+    from edgeft.runtime.cpu import cpu_info
+
+    return cpu_info().describe()
+
+
+def int8_bundle(name: str, size: int, video: Path, weights: str = "none", target: str = "auto") -> Path:
+    """An INT8 bundle of `name` calibrated on `video` (exported once into benchmarks/.work)."""
+    from edgeft.export.quiet import native_stderr_muted
+
+    with native_stderr_muted():
+        import tensorflow  # noqa: F401 - its native start-up log, muted
+    from edgeft.export import ExportConfig, Int8Config, export_bundle, resolve_backbone
+
+    path = WORK / "models" / f"{name.lower()}-{size}{'' if weights == 'none' else '-real'}-int8-{target}"
+    if not path.exists():
+        export_bundle(ExportConfig(resolve_backbone(name).name, weights=weights, input_size=(size, size), name=path.name,
+                                   models_dir=WORK / "models",
+                                   int8=Int8Config(str(video), 64, 32, min_cosine=0.0, min_top1=0.0, target=target)))
+    return path

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import WORK, ensure_bundle, pct, timed, video_720p  # noqa: E402
+from common import WORK, ensure_bundle, int8_bundle, pct, timed, video_720p  # noqa: E402
 from edgeft.export.quiet import native_stderr_muted  # noqa: E402
 
 with native_stderr_muted():
@@ -33,8 +33,6 @@ with native_stderr_muted():
 
 from edgeft.runtime.bench import count_flops  # noqa: E402
 from edgeft.export.backbones import resolve_backbone  # noqa: E402
-from edgeft.export.exporter import ExportConfig, export_bundle  # noqa: E402
-from edgeft.export.quantize import Int8Config  # noqa: E402
 from edgeft.runtime import Engine, Pipeline, open_source  # noqa: E402
 from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
 
@@ -55,20 +53,11 @@ def real_weights(name: str) -> str:
     return str(found) if found else "none"
 
 
-def int8_bundle(name: str, size: int, video: Path, weights: str) -> Path:
-    path = WORK / "models" / f"{name}-{size}{'' if weights == 'none' else '-real'}-int8"
-    if not path.exists():
-        with native_stderr_muted():
-            export_bundle(ExportConfig(resolve_backbone(name).name, weights=weights, input_size=(size, size), name=path.name,
-                                       models_dir=WORK / "models", int8=Int8Config(str(video), 64, 32, min_cosine=0.0, min_top1=0.0)))
-    return path
-
-
 CHILD_ORT = """
 import time, sys; t0 = time.perf_counter()
 import cv2, numpy as np
 from edgeft.runtime import Engine
-engine = Engine.load(sys.argv[1]); cap = cv2.VideoCapture(sys.argv[2]); first = None
+engine = Engine.load(sys.argv[1], device="cpu"); cap = cv2.VideoCapture(sys.argv[2]); first = None
 for i in range(50):
     engine.predict(cap.read()[1])
     first = first or time.perf_counter() - t0
@@ -100,7 +89,7 @@ def measure(name: str, size: int, video: Path, frames: list[np.ndarray], runs: i
     spec = resolve_backbone(name)
     weights = real_weights(name)
     fp32, int8 = ensure_bundle(name, size, weights), int8_bundle(name, size, video, weights)
-    e32, e8 = Engine.load(fp32), Engine.load(int8)
+    e32, e8 = Engine.load(fp32, device="cpu"), Engine.load(int8, device="cpu")
     x1 = prepare_batch(frames[:1], e32.manifest.input)
     x8 = prepare_batch(frames[:8], e32.manifest.input)
     keras.utils.set_random_seed(0)

@@ -95,7 +95,7 @@ def main() -> None:
     with native_stderr_muted():
         frozen = export_bundle(ExportConfig(str(work / "digits_cnn.keras"), preprocess="unit", cut="embedding",
                                             name="digits-embedding", models_dir=work / "models")).path
-    engine = Engine.load(frozen)
+    engine = Engine.load(frozen, device="cpu")
     print(f"pre-trained CNN (digits 0-9, {len(pre)} images): test accuracy {base_acc:.3f}; frozen at 'embedding' (64-d)")
     print(f"test set: {len(test)} held-out digits (odd vs even); {len(args.seeds)} label draws per budget\n")
 
@@ -114,7 +114,7 @@ def main() -> None:
                 fused = export_bundle(ExportConfig(str(work / "digits_cnn.keras"), preprocess="unit", cut="embedding",
                                                    head=run / "head" / "head.keras", labels=run / "head" / "labels.txt",
                                                    name=f"fused-b{budget}-s{seed}", models_dir=work / "models")).path
-            bundle_acc.append(runtime_accuracy(Engine.load(fused), images[test], labels[test]))
+            bundle_acc.append(runtime_accuracy(Engine.load(fused, device="cpu"), images[test], labels[test]))
             scratch = cnn(2, seed=seed)
             scratch.fit(images[pick] / 255.0, labels[pick] % 2, epochs=150, batch_size=16, verbose=0,
                         callbacks=[keras.callbacks.EarlyStopping(monitor="loss", patience=20, restore_best_weights=True)])

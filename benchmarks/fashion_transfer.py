@@ -80,12 +80,12 @@ def frozen_arm(weights: str, size: int, data: Path, run: Path, seed: int, test_b
     with native_stderr_muted():
         base = export_bundle(ExportConfig("MobileNetV2", weights=weights, input_size=(size, size), name="base",
                                           models_dir=run / "models")).path
-    extract(Engine.load(base), plan_class_folders(data, 0, 0, seed, ()), run / "feat", {"seed": seed})
+    extract(Engine.load(base, device="cpu"), plan_class_folders(data, 0, 0, seed, ()), run / "feat", {"seed": seed})
     train_head(load_features(run / "feat"), run / "head", HeadConfig(epochs=300, patience=20, seed=seed))
     with native_stderr_muted():
         fused = export_bundle(ExportConfig("MobileNetV2", weights=weights, input_size=(size, size), head=run / "head" / "head.keras",
                                            labels=run / "head" / "labels.txt", name="fused", models_dir=run / "models")).path
-    engine = Engine.load(fused)
+    engine = Engine.load(fused, device="cpu")
     probs = np.concatenate([engine.predict(list(test_bgr[i : i + 64]))["prediction"] for i in range(0, len(test_bgr), 64)])
     predicted = np.array([engine.manifest.labels[i] for i in probs.argmax(axis=1)])
     return float((predicted == np.array(CLASSES)[test_labels]).mean()), run / "head" / "head.keras"
