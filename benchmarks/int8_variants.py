@@ -4,7 +4,8 @@
 
 Each variant quantizes the same FP32 bundle (static, calibrated on 64 frames of the 720p street
 clip, cosine on 32 held-out ones) and is timed at batch 8 round-robin against the FP32 model,
-one session alive at a time. "edgeft" is what `export --int8` does; the others change one thing.
+one session alive at a time. "edgeft" is `export --int8 --int8-target avx2` (7-bit weights, bias
+correction); the others change one or two things ("8-bit weights" is `--int8-target vnni`).
 The profile splits batch-8 time by operator for FP32, INT8 with the pools left in, and edgeft.
 """
 
@@ -32,10 +33,12 @@ from edgeft.runtime import read_manifest  # noqa: E402
 EDGEFT = QdqSettings()
 VARIANTS = {  # name: (settings, leave depthwise convolutions FP32)
     "edgeft": (EDGEFT, False),
+    "no bias correction": (replace(EDGEFT, bias_correction=False), False),
     "pools kept": (replace(EDGEFT, rewrite_pools=False), False),
     "QOperator": (replace(EDGEFT, quant_format="QOperator"), False),
     "per-tensor weights": (replace(EDGEFT, per_channel=False), False),
     "8-bit weights": (replace(EDGEFT, reduce_range=False), False),
+    "8-bit weights, no bias correction": (replace(EDGEFT, reduce_range=False, bias_correction=False), False),
     "U8U8": (replace(EDGEFT, weight_type="QUInt8"), False),
     "S8S8": (replace(EDGEFT, activation_type="QInt8"), False),
     "depthwise FP32": (EDGEFT, True),
