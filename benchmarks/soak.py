@@ -48,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--device", default="auto", help="as for `edgeft run` (auto picks OpenVINO BF16 where it can)")
     args = parser.parse_args()
     bundle = ensure_bundle("MobileNetV2", args.size)
     work = Path(tempfile.mkdtemp(prefix="edgeft-soak-"))
@@ -56,7 +57,7 @@ def main() -> None:
         write_frames(work / "frames")
         command = [sys.executable, "-m", "edgeft", "run", "--model", str(bundle), "--source", str(work / "frames"), "--loop",
                    "--max-frames", str(args.frames), "--output", str(work / "p.jsonl"), "--features", str(work / "feat"),
-                   "--save-video", str(work / "v.mp4"), "--quiet"]
+                   "--save-video", str(work / "v.mp4"), "--device", args.device, "--quiet"]
         start = time.monotonic()
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, float]] = []
@@ -81,7 +82,7 @@ def main() -> None:
           f"{rows} prediction rows, {shards} feature shards, {video_mb:.0f} MB of video")
     print("| RSS MB | start (3 s in) | peak | end (last sample) | slope, 2nd half |")
     print("|---|---|---|---|---|")
-    print(f"| edgeft run, every sink | {values[0]:.0f} | {max(values):.0f} | {values[-1]:.0f} | {slope:+.2f} MB/min |")
+    print(f"| edgeft run --device {args.device}, every sink | {values[0]:.0f} | {max(values):.0f} | {values[-1]:.0f} | {slope:+.2f} MB/min |")
 
 
 if __name__ == "__main__":

@@ -191,3 +191,16 @@ def test_path_with_brackets_is_quoted_as_written(bundle, tmp_path) -> None:
     proc = edgeft("run", "--model", bundle, "--source", folder / "missing.mp4")
     one_line_error(proc, "runs [test]")
     shutil.rmtree(folder)
+
+
+def test_a_long_features_run_keeps_no_per_frame_record(tmp_path) -> None:
+    """Rows written are counted per shard, not remembered: memory stays flat over a day's run."""
+    from edgeft.runtime import Result
+
+    manifest = Engine.load(write_tiny_bundle(tmp_path / "tiny")).manifest
+    sink = FeatureSink(tmp_path / "feat", manifest, SinkOptions(rows_per_shard=100))
+    for i in range(2000):
+        sink.write(Result("cam", i, 0.0, 1.0, {"features": np.zeros(3, np.float32)}))
+    sink.close()
+    assert sum(sink.writer.counts.values()) == 2000 and not sink.writer.indexed
+    assert len(list(csv.DictReader(open(tmp_path / "feat" / "index.csv")))) == 2000

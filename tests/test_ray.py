@@ -56,13 +56,18 @@ def same_features(a: Path, b: Path) -> None:
     np.testing.assert_allclose(x.x, y.x, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("dataset", ["driving log", "class folders"])
-def test_ray_extract_equals_single_process(cluster, bundle, tmp_path, dataset) -> None:
+@pytest.mark.parametrize("dataset", ["driving log", "class folders", "ROS bag"])
+def test_ray_extract_equals_single_process(cluster, bundle, tmp_path, dataset, carphone) -> None:
     if dataset == "driving log":
         assert edgeft("sample", tmp_path / "data", "--frames", 24).returncode == 0
         data = tmp_path / "data" / "driving_log.csv"
-    else:
+    elif dataset == "class folders":
         data = class_folders(tmp_path / "data", per_class=20)
+    else:
+        pytest.importorskip("rosbags", reason="the ros extra (rosbags) is not installed")
+        from bagfiles import footage, write_rig_bag
+
+        data = write_rig_bag(tmp_path / "drive.bag", footage(carphone, 30)).path
     args = ["extract", data, "--model", bundle, "--rows-per-shard", 16, "--augment", "flip"]
     assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
     proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", cluster.address, env=driver_env())

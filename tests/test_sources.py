@@ -141,3 +141,19 @@ def test_empty_folder_and_non_video(tmp_path) -> None:
     (tmp_path / "fake.mp4").write_bytes(b"not a video")
     with pytest.raises(SourceError, match="not a video OpenCV can decode"):
         open_source(str(tmp_path / "fake.mp4"))
+
+
+def test_driving_log_frames_carry_the_time_in_their_file_names(tmp_path) -> None:
+    """The simulator's center_2016_12_01_13_30_48_287.jpg (read as UTC) and epoch-nanosecond names
+    (rosbag extraction scripts) give each frame its recording time; other names give none."""
+    import datetime as dt
+
+    names = {"center": "IMG/center_2016_12_01_13_30_48_287.jpg", "left": "IMG/1479425441182877835.jpg", "right": "IMG/right_7.jpg"}
+    for name in names.values():
+        write_image(tmp_path / name, 10)
+    (tmp_path / "driving_log.csv").write_text(",".join(names.values()) + ",0.1,0,0,10\n")
+    tick = open_source(str(tmp_path / "driving_log.csv"), SourceOptions(correction=0.2)).read()
+    stamps = {f.source: f.stamp for f in tick}
+    when = dt.datetime(2016, 12, 1, 13, 30, 48, 287000, tzinfo=dt.timezone.utc).timestamp()
+    assert stamps["center"] == pytest.approx(when) and stamps["left"] == pytest.approx(1479425441.182877835)
+    assert stamps["right"] is None

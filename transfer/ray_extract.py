@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime import EdgeftError, Engine, load_bundle
-from edgeft.runtime.sources import FrameReader, parse_ref
+from edgeft.runtime.sources import FrameReader, frame_ref, parse_ref
 
 from .datasets import Item, Plan
 from .extract import ExtractConfig, Featurize, Shard, item_features, write_features
@@ -183,7 +183,12 @@ def _in_shards(batches, shards: list[Shard], report: RayReport) -> Iterator[tupl
 
 
 def _absolute(path: str) -> str:
-    return path if parse_ref(path) else str(Path(path).resolve())
+    """What a worker, whose working folder is not the driver's, must be told."""
+    ref = parse_ref(path)
+    if ref is None:
+        return str(Path(path).resolve())
+    bag, topic, log_time = ref
+    return frame_ref(str(Path(bag).resolve()), topic, log_time)
 
 
 def extract_on_ray(bundle: Path, plan: Plan, out: Path, settings: dict, config: ExtractConfig, ray_config: RayConfig,

@@ -12,7 +12,7 @@ from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_extract import RayConfig
 
 from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
-                     Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
+                     Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
                      err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
@@ -42,6 +42,7 @@ def extract(
     out: Annotated[Path, typer.Option(help="features folder to write", rich_help_panel=OUTPUT)] = Path("runs/features"),
     model: Model = None,
     device: Device = "auto",
+    precision: Precision = None,
     source: Annotated[Optional[str], typer.Option(help="any run source instead of a dataset: features without labels", rich_help_panel=DATA)] = None,
     val: Val = 0.15,
     test: Test = 0.15,
@@ -75,7 +76,7 @@ def extract(
             _extract_on_ray(model, dataset, source, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
                             RayConfig(ray, ray_actors, ray_cpus_per_actor))
             return
-        engine = load_engine(model, device)
+        engine = load_engine(model, device, precision=precision)
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
             stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)

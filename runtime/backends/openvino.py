@@ -59,7 +59,10 @@ class OpenVinoBackend:
         self.precision = "int8" if manifest.precision == "int8" else precision
         self.label = f"OpenVINO CPU {self.precision}"
         self.io_binding = False
-        self.inputs = [Port(p.get_any_name(), _DTYPE.get(p.get_element_type().get_type_name(), str(p.get_element_type())),
+        # a port carries every name its tensor had; after fusion (an INT8 graph's first Cast + QuantizeLinear)
+        # get_any_name() may return another of them, so the manifest's name is looked for among them all
+        self.inputs = [Port(manifest.input.name if manifest.input.name in p.get_names() else p.get_any_name(),
+                            _DTYPE.get(p.get_element_type().get_type_name(), str(p.get_element_type())),
                             tuple(d.get_length() if d.is_static else None for d in p.get_partial_shape()))
                        for p in self._compiled.inputs]
         self.outputs = {name for port in self._compiled.outputs for name in port.get_names()}

@@ -109,15 +109,18 @@ class ShardWriter:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(folder / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
             atomic_write(folder / INDEX_FILE, _csv_lines([[*self.columns, "shard", "row"]]).encode())
+        # the rows an earlier run indexed (what a resumed run checks and skips); rows written now are
+        # only counted, so a day-long `run --features` keeps no per-frame record in memory
         self.indexed: dict[str, list[IndexedRow]] = defaultdict(list)
         for entry in read_index(folder):
             self.indexed[entry.shard].append(entry)
+        self.counts: dict[str, int] = {name: len(rows) for name, rows in self.indexed.items()}
         self._index = LineFile(folder / INDEX_FILE, f"{what} index", append=True)
 
     def shard_complete(self, number: int, rows: int) -> bool:
         """Its file holds `rows` rows and the index names every one of them."""
         path = self.folder / shard_name(number)
-        if len(self.indexed.get(shard_name(number), [])) != rows or not path.is_file():
+        if self.counts.get(shard_name(number), 0) != rows or not path.is_file():
             return False
         try:
             return len(np.load(path, mmap_mode="r")) == rows
@@ -128,13 +131,13 @@ class ShardWriter:
         """The shard file (whole), then its index lines unless the index already has them."""
         name = shard_name(number)
         atomic_write(self.folder / name, npy_bytes(np.ascontiguousarray(rows, np.float32)))
-        if len(self.indexed.get(name, [])) != len(keys):
-            if self.indexed.get(name):
-                raise SinkError(f"'{self.folder / INDEX_FILE}' names {len(self.indexed[name])} rows of {name}, not {len(keys)}: "
+        if self.counts.get(name, 0) != len(keys):
+            if self.counts.get(name):
+                raise SinkError(f"'{self.folder / INDEX_FILE}' names {self.counts[name]} rows of {name}, not {len(keys)}: "
                                 "extract into a new folder")
             self._index.write(_csv_lines([[*key, name, row] for row, key in enumerate(keys)]))
             self._index.sync()
-            self.indexed[name] = [IndexedRow({}, name, row) for row in range(len(keys))]
+            self.counts[name] = len(keys)
 
     def close(self) -> None:
         self._index.close()
@@ -157,14 +160,14 @@ class FeatureSink:
         self.output = manifest.output("features")
         self.writer = ShardWriter(folder, features_meta(manifest, RUN_COLUMNS, options.rows_per_shard), options)
         self.rows_per_shard = options.rows_per_shard
-        names = sorted(self.writer.indexed)
+        names = sorted(self.writer.counts)
         self._shard = int(names[-1][6:11]) + 1 if names else 0
         self._rows: list[np.ndarray] = []
         self._keys: list[list[object]] = []
 
     def done(self) -> set[tuple[str, int]]:
         """(source, frame) of every row already written: what a resumed run may skip."""
-        return {(r.key["source"], int(r.key["frame"])) for rows in self.writer.indexed.values() for r in rows if r.key}
+        return {(r.key["source"], int(r.key["frame"])) for rows in self.writer.indexed.values() for r in rows}
 
     def write(self, result: Result) -> None:
         if not result.valid:

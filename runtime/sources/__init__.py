@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .bag import BagSource, FrameReader, bag_topics, is_bag, parse_ref, read_bag_log, split_topic
+from .bag import BagSource, FrameReader, bag_topics, frame_ref, is_bag, parse_ref, read_bag_log, split_topic
 from .base import BagOptions, Frame, Source, SourceError, SourceOptions, StreamLost, Tick
 from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
 from .rig import Rig, open_rig
@@ -64,7 +64,7 @@ def default_name(kind: type[Source], body: str) -> str:
 
 
 __all__ = [
-    "BagOptions", "BagSource", "FrameReader", "bag_topics", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "LogRow", "Source",
+    "BagOptions", "BagSource", "FrameReader", "bag_topics", "frame_ref", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "LogRow", "Source",
     "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
     "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
 ]

@@ -8,7 +8,9 @@ is not where the log says is looked up by file name under the CSV's `IMG/` folde
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,27 @@ def read_log(path: Path) -> list[LogRow]:
     return rows
 
 
+_CLOCK = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})_(\d{2})_(\d{3})")  # the simulator's center_2016_12_01_13_30_48_287.jpg
+_EPOCH = re.compile(r"(?<!\d)(\d{13}|\d{16}|\d{19})(?!\d)")  # ms, us or ns since the epoch: 1479425441182877835.jpg
+
+
+def stamp_in_name(logged: str) -> float | None:
+    """The recording time a file name carries, in seconds since the epoch, or None. Udacity's
+    simulator writes wall-clock time without a zone: it is read as UTC."""
+    name = logged.replace("\\", "/").rsplit("/", 1)[-1]
+    if match := _CLOCK.search(name):
+        year, month, day, hour, minute, second, ms = map(int, match.groups())
+        try:
+            when = dt.datetime(year, month, day, hour, minute, second, ms * 1000, tzinfo=dt.timezone.utc)
+        except ValueError:
+            return None
+        return when.timestamp()
+    if match := _EPOCH.search(name):
+        digits = match.group(1)
+        return int(digits) / {13: 1e3, 16: 1e6, 19: 1e9}[len(digits)]
+    return None
+
+
 def resolve_image(logged: str, log_dir: Path) -> Path:
     """The logged path if it exists, else relative to the log, else by file name under IMG/."""
     as_given = Path(logged)
@@ -113,8 +136,11 @@ class DriveLogSource(Source):
         logged = row.paths[camera]
         if not logged:
             return None  # this log has no such camera
-        return image_frame(self, self.camera_name(camera), resolve_image(logged, self._log_dir), index,
-                           f"{camera} image '{logged}'", self._truth(row.steering, camera))
+        frame = image_frame(self, self.camera_name(camera), resolve_image(logged, self._log_dir), index,
+                            f"{camera} image '{logged}'", self._truth(row.steering, camera))
+        if frame is not None:
+            frame.stamp = stamp_in_name(logged)
+        return frame
 
     def _truth(self, steering: float, camera: str) -> float | None:
         if camera == "center":
