@@ -79,23 +79,26 @@ class _Channels:
 
 class _Newest:
     """Per camera, the newest frame not yet encoded: a frame the viewer has not had yet is
-    replaced by a newer one of the same camera; `put` never waits."""
+    replaced by a newer one of the same camera; `put` never waits. None ends the stream."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, Result | None] = {}
+        self._waiting: dict[str, Result] = {}
+        self._ended = False
         self._ready = threading.Condition()
 
     def put(self, result: Result | None) -> None:
         with self._ready:
-            self._waiting[result.source if result is not None else "\0end"] = result
+            if result is None:
+                self._ended = True
+            else:
+                self._waiting[result.source] = result
             self._ready.notify()
 
     def get(self) -> Result | None:
         with self._ready:
-            while not self._waiting:
+            while not self._waiting and not self._ended:
                 self._ready.wait()
-            key = next(k for k in self._waiting if k != "\0end") if len(self._waiting) > 1 else next(iter(self._waiting))
-            return self._waiting.pop(key)
+            return self._waiting.pop(next(iter(self._waiting))) if self._waiting else None
 
 
 class FoxgloveSink:
