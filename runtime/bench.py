@@ -19,7 +19,7 @@ import numpy as np
 
 from .backends import installed_targets
 from .bundle import load_bundle
-from .engine import Engine
+from .engine import Engine, EngineConfig
 from .errors import EdgeftError
 
 
@@ -112,8 +112,9 @@ def cold_start(bundle: Path, device: str = "auto", precision: str | None = None)
 def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: int = 30, warmup: int = 5,
           batches: tuple[int, ...] = (1, 8, 32), with_cold_start: bool = True, io_binding: bool | None = None,
           precision: str | None = None) -> BenchResult:
-    engine = Engine.load(bundle, device=device, threads=threads, io_binding=io_binding, precision=precision,
-                         verify=load_bundle(bundle).manifest.proof is not None)
+    loaded = load_bundle(bundle)  # hashed once; verified on this backend where the bundle carries its probes
+    engine = Engine(loaded, EngineConfig(device=device, threads=threads, io_binding=io_binding, precision=precision,
+                                         verify=loaded.manifest.proof is not None))
     spec = engine.manifest.input
     if spec.batch is not None:
         batches = (spec.batch,)

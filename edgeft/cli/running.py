@@ -32,15 +32,16 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
                 config: PipelineConfig, quiet: bool) -> None:
     """Sources -> pipeline -> sinks with a live display and a summary; exits as the run ended.
     Shared by `run` and `extract --source`."""
-    from edgeft.runtime import FeatureSink, Pipeline, check_sinks, open_rig, open_sinks, run
+    from edgeft.runtime import FeatureSink, Pipeline, check_sinks, open_rig, run
+    from edgeft.runtime.sinks import open_checked
     from edgeft.runtime.sources import is_live
 
     if sinks.resume and any(is_live(spec, sources) for spec in specs):
         raise EdgeftError("--resume needs a recorded source (a file, folder or log), not a live one")
-    check_sinks(outputs, sinks)  # every output is checked before a source or an output opens
+    checked = check_sinks(outputs, sinks)  # every output is checked before a source or an output opens
     with open_rig(specs, sources) as rig:
         fps = getattr(rig.sources[0], "fps", None)  # a video's own rate for --save-video
-        opened = open_sinks(outputs, engine.manifest, replace(sinks, fps=fps) if fps else sinks)
+        opened = open_checked(checked, engine.manifest, replace(sinks, fps=fps) if fps else sinks)
         done = {key for sink in opened if isinstance(sink, FeatureSink) for key in sink.done()}
         pipeline = Pipeline(rig.sources, engine, config, skip=(lambda f: (f.source, f.index) in done) if done else None)
         with RunDisplay(err, pipeline.stats, rig.total(config.max_ticks), rig.live, enabled=not quiet) as display:

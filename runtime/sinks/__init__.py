@@ -83,9 +83,14 @@ def open_sink(spec: str, manifest: Manifest, options: SinkOptions = SinkOptions(
 
 def open_sinks(specs: Sequence[str], manifest: Manifest, options: SinkOptions = SinkOptions()) -> list[Sink]:
     """Check all, then open all; if one still fails to open, the ones opened are undone."""
+    return open_checked(check_sinks(specs, options), manifest, options)
+
+
+def open_checked(checked: list[tuple[SinkKind, Path]], manifest: Manifest, options: SinkOptions) -> list[Sink]:
+    """Open outputs `check_sinks` passed (a caller may open its sources in between)."""
     opened: list[Sink] = []
     try:
-        for kind, target in check_sinks(specs, options):
+        for kind, target in checked:
             opened.append(kind.open(target, manifest, options))
     except BaseException:
         for sink in opened:
@@ -96,6 +101,6 @@ def open_sinks(specs: Sequence[str], manifest: Manifest, options: SinkOptions = 
 
 __all__ = [
     "FeatureSink", "KINDS", "LineFile", "PredictionWriter", "ShardWriter", "Sink", "SinkError", "SinkKind", "SinkOptions",
-    "VideoSink", "WindowSink", "atomic_write", "check_sinks", "features_meta", "npy_bytes", "open_sink", "open_sinks",
+    "VideoSink", "WindowSink", "atomic_write", "check_sinks", "features_meta", "npy_bytes", "open_checked", "open_sink", "open_sinks",
     "parse_sink", "prediction_fields", "read_features", "shard_name",
 ]
