@@ -127,3 +127,17 @@ def test_signal_flushes_sinks_and_prints_the_summary(tmp_path, sig, code) -> Non
         assert shards[r["shard"]][int(r["row"])][0] == pytest.approx(int(r["frame"]) % 7)
     lines = preds.read_text().splitlines()
     assert len(lines) >= len(index) and all(json.loads(line)["valid"] for line in lines)
+
+
+def test_ctrl_c_stops_a_command_started_with_sigint_ignored(tmp_path) -> None:
+    """Background jobs of non-interactive shells (how CI and schedulers start things) inherit SIGINT
+    ignored; every edgeft command sets its own handler, so Ctrl-C / SIGINT still stops it."""
+    proc = subprocess.Popen(["bash", "-c", f'trap "" INT; exec "{sys.executable}" -m edgeft sample "{tmp_path / "drive"}" --frames 100000'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "drive").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,7 +33,11 @@ MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS = "Model", "Export", "Dataset", "Run", "O
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Expected failures become one line on stderr and exit code 1; Ctrl-C exits 130.
-    The message is escaped: a path like 'runs/[test]' must reach the user as written."""
+    The message is escaped: a path like 'runs/[test]' must reach the user as written.
+    A process started with SIGINT ignored (a background job of a non-interactive shell, as CI
+    runs things) still stops on it: the handler is set, not inherited."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     except EdgeftError as exc:
