@@ -1,4 +1,4 @@
-"""edgeft.runtime: load verified bundles and run them with onnxruntime. Never imports TensorFlow."""
+"""edgeft.runtime: load verified bundles and run them (onnxruntime, OpenVINO), streaming. Never imports TensorFlow."""
 
 from .bundle import Bundle, default_bundle, find_bundles, load_bundle, read_manifest
 from .engine import Engine, EngineConfig, Prediction
