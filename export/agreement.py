@@ -1,4 +1,4 @@
-"""How closely a reduced-precision graph (INT8, FP16) agrees with the FP32 graph it came from."""
+"""Run a graph not yet written to a bundle through the runtime's Engine, to compare it with another."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ import numpy as np
 from edgeft.runtime.bundle import Bundle
 from edgeft.runtime.engine import Engine, EngineConfig
 from edgeft.runtime.manifest import Manifest
-from edgeft.runtime.proof import compare
-
-
-def measure_agreement(reference: bytes, candidate: bytes, manifest: Manifest, frames: np.ndarray,
-                      device: str = "cpu") -> dict[str, float]:
-    """The reference on the CPU against the candidate on `device`, where it is meant to run."""
-    return compare(run_model(reference, manifest, frames), run_model(candidate, manifest, frames, device), manifest.task)
 
 
 def run_model(model: bytes, manifest: Manifest, frames: np.ndarray, device: str = "cpu") -> dict[str, np.ndarray]:

@@ -111,19 +111,16 @@ def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: N
         manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes))
     with step("parity", "proving parity: Keras vs onnxruntime on random frames and real photos"):
         manifest, probes, reference = _prove_parity(model_bytes, manifest, model, cam, config)
-    holdout = np.zeros(len(probes), bool)
+    holdout = np.zeros(len(probes), bool)  # which probes were held out from INT8 calibration
     if config.int8 is not None:
         with step("int8", f"quantizing to INT8, calibrated on {config.int8.calib}"):
-            from .agreement import run_model
             from .quantize import quantize
 
-            fp32_bytes = model_bytes
-            model_bytes, quantization, held_out = quantize(model_bytes, manifest, config.int8)
+            model_bytes, quantization, held_out, held_reference = quantize(model_bytes, manifest, config.int8)
             manifest = dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes), quantization=quantization)
-            held_reference = run_model(fp32_bytes, manifest, held_out[:PROOF_HOLDOUT])
             probes = np.concatenate([probes, held_out[:PROOF_HOLDOUT]])
-            reference = {k: np.concatenate([v, held_reference[k]]) for k, v in reference.items()}
-            holdout = np.arange(len(probes)) >= len(holdout)
+            reference = {k: np.concatenate([v, held_reference[k][:PROOF_HOLDOUT]]) for k, v in reference.items()}
+            holdout = np.concatenate([holdout, np.ones(len(probes) - len(holdout), bool)])
     if config.fp16 is not None:
         with step("fp16", "converting to FP16 and checking it against FP32"):
             from .fp16 import convert

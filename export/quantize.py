@@ -22,9 +22,9 @@ import numpy as np
 from edgeft.runtime.manifest import InputSpec, Manifest, Quantization
 from edgeft.runtime.preprocess import prepare_batch
 from edgeft.runtime.sources import open_source
-from edgeft.runtime.proof import shortfalls
+from edgeft.runtime.proof import compare, shortfalls
 
-from .agreement import measure_agreement
+from .agreement import run_model
 from .bias_correction import correct_biases
 from .errors import ExportError
 from .pooling import pools_as_convolutions
@@ -128,12 +128,15 @@ def quantize_graph(model_bytes: bytes, calib: np.ndarray, spec: InputSpec, setti
         return quantized.SerializeToString()
 
 
-def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tuple[bytes, Quantization, np.ndarray]:
-    """The INT8 bytes, their record, and the held-out frames they were checked on."""
+def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config
+             ) -> tuple[bytes, Quantization, np.ndarray, dict[str, np.ndarray]]:
+    """The INT8 bytes, their record, the held-out frames they were checked on, and the FP32
+    outputs on those frames (the bundle's proof carries some of them)."""
     frames = calibration_frames(manifest.input, config)
     calib, holdout = frames[: config.calib_frames], frames[config.calib_frames :]
     int8_bytes = quantize_graph(model_bytes, calib, manifest.input, QdqSettings(reduce_range=config.reduce_range))
-    agreement = measure_agreement(model_bytes, int8_bytes, manifest, holdout)
+    reference = run_model(model_bytes, manifest, holdout)
+    agreement = compare(reference, run_model(int8_bytes, manifest, holdout), manifest.task)
     target = resolve_target(config.target)
     report = Quantization("int8-qdq-per-channel-bias-corrected", config.calib, len(calib), len(holdout), agreement,
                           target=f"{target} ({7 if config.reduce_range else 8}-bit weights)")
@@ -141,4 +144,4 @@ def quantize(model_bytes: bytes, manifest: Manifest, config: Int8Config) -> tupl
     if low:
         raise ExportError(f"INT8 model disagrees with FP32 on held-out frames ({'; '.join(low)}); no bundle written "
                           "(more or more varied --calib frames, or lower --int8-min-cosine)")
-    return int8_bytes, report, holdout
+    return int8_bytes, report, holdout, reference

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BundleError
+from .errors import BundleError, utf8_text
 from .manifest import MANIFEST_FILE, MODEL_FILE, Manifest, metadata_mismatches
 from .onnx_file import OnnxFacts, scan
 
@@ -42,13 +42,7 @@ def read_manifest(path: str | Path) -> Manifest:
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"bundle '{folder}' has no {MANIFEST_FILE}; is it an edgeft bundle?")
-    data = manifest_path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise BundleError(f"{manifest_path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; the manifest is damaged, "
-                          "re-export the bundle") from None
+    text = utf8_text(manifest_path.read_bytes(), manifest_path, BundleError, "the manifest is damaged: re-export the bundle")
     return Manifest.from_json(text, origin=str(manifest_path))
 
 

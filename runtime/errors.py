@@ -19,3 +19,13 @@ class FrameError(EdgeftError):
 
 class ProviderError(EdgeftError):
     """The requested onnxruntime execution provider cannot run here."""
+
+
+def utf8_text(data: bytes, where: object, error: type[EdgeftError], advice: str, bom: bool = False) -> str:
+    """`data` decoded as UTF-8 (a leading BOM dropped when `bom`); a byte that is not UTF-8 is an
+    `error` naming the line it is on, not a decoding traceback."""
+    try:
+        return data.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({advice})") from None

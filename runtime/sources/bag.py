@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..stats import Histogram
 from .base import BagOptions, Frame, Source, SourceError, SourceOptions, Tick
 from .drivelog import SIDE_SIGN
 from .rosimage import ImageDecodeError, message_to_bgr
@@ -179,7 +180,7 @@ class BagSource(Source):
             raise
         self._ticks = self._synchronised()
         self._first_stamp: float | None = None
-        self._skews: list[float] = []
+        self._skews = Histogram(low=1e-6, high=10.0)  # seconds; fixed-size however long the bag
         self._sync: Synchroniser | None = None
 
     def _close(self) -> None:
@@ -208,8 +209,7 @@ class BagSource(Source):
         sync = self._sync
         if sync is None or len(self.cameras) < 2:
             return []
-        skews = sorted(self._skews) or [0.0]
-        p50, p99 = skews[len(skews) // 2], skews[min(len(skews) - 1, int(len(skews) * 0.99))]
+        p50, p99 = self._skews.percentiles((50, 99)) if self._skews.count else (0.0, 0.0)
         policy = "skipped" if self.bag.skip_incomplete else "run on the cameras present"
         return [f"{self.name}: {len(self.cameras)} cameras paired within ±{sync.tolerance * 1000:.1f} ms; cross-camera skew "
                 f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {sync.incomplete} incomplete ticks ({policy})"]
@@ -251,7 +251,7 @@ class BagSource(Source):
     def _with_truth(self, tick: Any, truth: TruthTrack) -> tuple[Any, dict[str, float | None]]:
         """The tick and the truth at each of its frames' stamps."""
         if len(tick.frames) > 1:
-            self._skews.append(tick.skew)
+            self._skews.add(tick.skew)
         values = {w.camera: truth.value_at(w.stamp) if self.truth else None for w in tick.frames}
         truth.release_before(min(w.stamp for w in tick.frames))
         return tick, values

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import utf8_text
 from .base import Frame, Source, SourceError, SourceOptions, Tick
 from .images import image_frame
 
@@ -34,11 +35,7 @@ def read_text_lines(path: Path, what: str) -> list[str]:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(f"cannot read {what} '{path}': {exc.strerror}") from None
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SourceError(f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the {what} as UTF-8)") from None
+    return utf8_text(data, path, SourceError, f"save the {what} as UTF-8", bom=True).splitlines()
 
 
 def read_log(path: Path) -> list[LogRow]:
