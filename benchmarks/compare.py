@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import WORK, ensure_bundle, int8_bundle, pct, timed, video_720p  # noqa: E402
+from common import ensure_bundle, int8_bundle, pct, timed, video_720p  # noqa: E402
 from edgeft.export.quiet import native_stderr_muted  # noqa: E402
 
 with native_stderr_muted():
