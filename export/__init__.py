@@ -24,9 +24,10 @@ from .keras_model import (  # noqa: E402
     saved_identity,
 )
 from .quantize import Int8Config  # noqa: E402
+from .quiet import native_stderr_muted  # noqa: E402
 
 __all__ = [
     "BACKBONES", "HEAD_META", "PREPROCESS_MODES", "BackboneRequest", "BackboneSpec", "ExportConfig", "ExportError",
     "ExportResult", "Fp16Config", "Int8Config", "KerasModel", "build_keras_model", "check_head_provenance", "cut_points",
-    "export_bundle", "is_model_file", "parse_input_size", "resolve_backbone", "saved_identity",
+    "export_bundle", "is_model_file", "native_stderr_muted", "parse_input_size", "resolve_backbone", "saved_identity",
 ]

@@ -50,10 +50,13 @@ class LoopbackCluster:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
-    def _start(self, *args: str, cpus: int = 1) -> int:
+    def _start(self, *args: str, cpus: int = 1, hide: Path | None = None) -> int:
         common = ["--node-ip-address", HOST, "--temp-dir", self.temp, "--object-store-memory", str(100 << 20),
                   "--disable-usage-stats", "--include-log-monitor=false", "--num-cpus", str(cpus)]
-        proc = subprocess.Popen([RAY, "start", *args, *common], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        command = [RAY, "start", *args, *common]
+        if hide is not None:  # the node's processes live in a mount namespace where `hide` is an empty tmpfs
+            command = ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', str(hide), *command]
+        proc = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             out, _ = proc.communicate(timeout=90)
@@ -66,11 +69,12 @@ class LoopbackCluster:
         self.nodes.append(proc.pid)  # the session leader's pid is the node's process group
         return proc.pid
 
-    def start(self, workers: int = 1, cpus: int = 1) -> LoopbackCluster:
-        """A head and `workers` more nodes, `cpus` CPUs each."""
-        self._start("--head", "--port", str(self.port), "--include-dashboard=false", cpus=cpus)
+    def start(self, workers: int = 1, cpus: int = 1, head_cpus: int | None = None, hide: Path | None = None) -> LoopbackCluster:
+        """A head and `workers` more nodes, `cpus` CPUs each (the head `head_cpus`, when given);
+        the workers cannot see the folder `hide` (root only: see `can_hide`)."""
+        self._start("--head", "--port", str(self.port), "--include-dashboard=false", cpus=cpus if head_cpus is None else head_cpus)
         for _ in range(workers):
-            self._start("--address", self.address, cpus=cpus)
+            self._start("--address", self.address, cpus=cpus, hide=hide)
         return self
 
     def kill(self, group: int) -> None:
@@ -100,6 +104,11 @@ class LoopbackCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def can_hide() -> bool:
+    """Whether nodes can be given a folder they cannot see: a mount namespace of their own."""
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
 
 
 def _group_of(pid: int) -> int | None:

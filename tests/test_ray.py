@@ -4,6 +4,7 @@ an interrupted job resumed, token authentication, and a bad address."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from helpers import edgeft
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
-from raycluster import LoopbackCluster  # noqa: E402
+from raycluster import LoopbackCluster, can_hide  # noqa: E402
 from test_transfer import class_folders  # noqa: E402
 from tiny_bundle import write_tiny_bundle  # noqa: E402
 
@@ -75,6 +76,84 @@ def test_ray_extract_equals_single_process(cluster, bundle, tmp_path, dataset, c
     same_features(tmp_path / "ray", tmp_path / "local")
     assert re.search(r"frames in [\d.]+ s on 2 node\(s\)", proc.stdout), proc.stdout  # both nodes did work
     assert len(re.findall(r"node [0-9a-f]{8} \(", proc.stdout)) == 2
+
+
+def run_rows(folder: Path) -> list[dict[str, str]]:
+    """A `--source` folder's index lines without t_capture, the wall clock when a frame was read."""
+    with open(folder / "index.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "t_capture"} for row in csv.DictReader(fh)]
+
+
+def same_run_features(a: Path, b: Path) -> None:
+    from edgeft.runtime import read_features
+
+    meta_a, _, x = read_features(a)
+    meta_b, _, y = read_features(b)
+    assert meta_a == meta_b and run_rows(a) == run_rows(b) and len(x) > 0
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def image_folder(root: Path) -> Path:
+    """Twenty photos, one file that is no image and one JPEG cut short: both leave gaps in the frame numbers."""
+    rng = np.random.default_rng(1)
+    root.mkdir()
+    for i in range(20):
+        cv2.imwrite(str(root / f"{i}.jpg"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    (root / "5.jpg").write_bytes(b"not a jpeg")
+    (root / "9.jpg").write_bytes((root / "9.jpg").read_bytes()[:600])
+    return root
+
+
+@pytest.mark.parametrize("kind", ["video", "image folder", "driving log", "ROS bag"])
+def test_ray_extract_of_a_recorded_source_equals_single_process(cluster, bundle, tmp_path, kind, carphone) -> None:
+    if kind == "video":
+        spec = str(carphone)
+    elif kind == "image folder":
+        spec = str(image_folder(tmp_path / "photos"))
+    elif kind == "driving log":
+        assert edgeft("sample", tmp_path / "data", "--frames", 30).returncode == 0
+        spec = str(tmp_path / "data")
+    else:
+        pytest.importorskip("rosbags", reason="the ros extra (rosbags) is not installed")
+        from bagfiles import footage, write_rig_bag
+
+        spec = str(write_rig_bag(tmp_path / "drive.bag", footage(carphone, 30)).path)
+    args = ["extract", "--source", spec, "--model", bundle, "--rows-per-shard", 16, "--batch", 4]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", cluster.address, env=driver_env())
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    same_run_features(tmp_path / "ray", tmp_path / "local")
+    assert re.search(r"frames in [\d.]+ s on 2 node\(s\)", proc.stdout), proc.stdout
+    if kind == "image folder":
+        assert [row["frame"] for row in run_rows(tmp_path / "ray")] == [str(i) for i in range(20) if i not in (5, 9)]
+        assert "2 unreadable frames left out" in proc.stdout
+
+
+def test_ray_completes_a_partly_extracted_source(cluster, bundle, tmp_path) -> None:
+    assert edgeft("sample", tmp_path / "data", "--frames", 40).returncode == 0
+    args = ["extract", "--source", tmp_path / "data", "--model", bundle, "--rows-per-shard", 16]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    assert edgeft(*args, "--out", tmp_path / "part").returncode == 0
+    index = (tmp_path / "part" / "index.csv").read_text().splitlines(keepends=True)
+    kept = [line for line in index if "shard-00005" not in line and "shard-00006" not in line and "shard-00007" not in line]
+    (tmp_path / "part" / "index.csv").write_text("".join(kept))
+    for number in (5, 6, 7):
+        (tmp_path / "part" / f"shard-0000{number}.npy").unlink()
+    proc = edgeft(*args, "--out", tmp_path / "part", "--resume", "--ray", cluster.address, env=driver_env())
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"^{len(index) - len(kept)} frames in", proc.stdout, re.M), proc.stdout  # only what was missing
+    same_run_features(tmp_path / "part", tmp_path / "local")
+
+
+@pytest.mark.skipif(not can_hide(), reason="hiding a folder from one node needs a mount namespace (root and unshare)")
+def test_a_node_that_cannot_see_the_data_is_named(bundle, tmp_path) -> None:
+    data = class_folders(tmp_path / "data", per_class=4)
+    with LoopbackCluster() as blind:
+        blind.start(workers=1, head_cpus=0, hide=tmp_path / "data")  # every actor lands on the node that sees an empty folder
+        proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "out", "--ray", blind.address, env=driver_env())
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line: no Ray log, no traceback
+    assert re.search(rf"node [0-9a-f]{{8}} \(.+\) cannot read '{re.escape(str(data))}/\w+/[^']+', which the driver can: give the "
+                     "workers a path every node sees", proc.stderr), proc.stderr
 
 
 def big_dataset(root: Path, per_class: int = 400) -> Path:
@@ -148,3 +227,6 @@ def test_local_cluster_and_bad_addresses(bundle, tmp_path) -> None:
     for address, message in (("127.0.0.2:1", "cannot reach a Ray cluster at 127.0.0.2:1"), ("nowhere", "is not auto, local or HOST:PORT")):
         proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "bad", "--ray", address, env=driver_env())
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    proc = edgeft("extract", "--source", "camera0", "--model", bundle, "--out", tmp_path / "cam", "--ray", "127.0.0.2:1", env=driver_env())
+    assert proc.returncode == 1 and "'camera0' is live (a camera, a stream, or --rate): extract it on this machine" in proc.stderr
+    assert not (tmp_path / "cam").exists()

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeft.runtime import EdgeftError, Engine, Manifest, SinkOptions, read_features
 from edgeft.runtime.sinks import ShardWriter, features_meta, shard_name
-from edgeft.runtime.sources import BagOptions, FrameReader, is_bag, parse_ref, read_bgr
+from edgeft.runtime.sources import BagOptions, FrameReader, is_bag
 
 from .datasets import Item, Plan, is_driving_log
 
@@ -153,13 +153,9 @@ def item_features(engine: Engine, chunk: list[Item], batch: int, shape: tuple, f
 
 
 def load_item_images(items: list[Item], frames: FrameReader) -> list[np.ndarray | None]:
-    """The items' images, augmented as planned: files from disk, recorded frames from their bags
-    (a batch at a time); None for one that cannot be read."""
-    recorded = [i for i, item in enumerate(items) if parse_ref(item.path)]
-    images: list[np.ndarray | None] = [None if i in recorded else read_bgr(Path(item.path)) for i, item in enumerate(items)]
-    for i, image in zip(recorded, frames.read([items[i].path for i in recorded]) if recorded else []):
-        images[i] = image
-    return [_augmented_image(image, item) for image, item in zip(images, items)]
+    """The items' images, augmented as planned: files, recorded frames and video frames by
+    reference (`FrameReader`, a batch at a time); None for one that cannot be read."""
+    return [_augmented_image(image, item) for image, item in zip(frames.read([item.path for item in items]), items)]
 
 
 def _augmented_image(image: np.ndarray | None, item: Item) -> np.ndarray | None:

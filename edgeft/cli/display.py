@@ -62,7 +62,7 @@ class RunDisplay:
 class ProgressBar:
     """A transient bar for batch jobs: `update(done, total)` as work completes."""
 
-    def __init__(self, console: Console, label: str, total: int):
+    def __init__(self, console: Console, label: str, total: int | None):
         self._progress = Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                   console=console, transient=True)
         self._task = self._progress.add_task(label, total=total)

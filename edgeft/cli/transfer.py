@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from edgeft.runtime import EdgeftError, PipelineConfig, SinkOptions, SourceOptions
+from edgeft.runtime.sources import location
 from edgeft.transfer import ExtractConfig
-from edgeft.transfer.ray_extract import RayConfig
+from edgeft.transfer.ray_cluster import RayConfig
 
 from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
                      Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
@@ -38,7 +39,8 @@ def sample(
 
 @app.command(rich_help_panel="Transfer learning")
 def extract(
-    dataset: Annotated[Optional[Path], typer.Argument(help="class-folder root, a driving_log.csv (or its folder), or a ROS bag")] = None,
+    dataset: Annotated[Optional[str], typer.Argument(help="class-folder root, a driving_log.csv (or its folder), or a ROS bag; "
+                                                   "the first two also as a URI (s3://bucket/drive/)")] = None,
     out: Annotated[Path, typer.Option(help="features folder to write", rich_help_panel=OUTPUT)] = Path("runs/features"),
     model: Model = None,
     device: Device = "auto",
@@ -70,11 +72,17 @@ def extract(
 
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
+        data = location(dataset) if dataset is not None else None
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
         if ray is not None:
-            _extract_on_ray(model, dataset, source, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
-                            RayConfig(ray, ray_actors, ray_cpus_per_actor))
+            ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor)
+            if source is not None:
+                _extract_source_on_ray(model, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
+                                       rows_per_shard=rows_per_shard), batch, ray_config)
+            else:
+                _extract_on_ray(model, data, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
+                                ray_config)
             return
         engine = load_engine(model, device, precision=precision)
         if source is not None:
@@ -82,26 +90,36 @@ def extract(
             stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)
             return
         aug, cams = names(augment), names(cameras)
-        plan = plan_dataset(dataset, val, test, seed, aug, cams, correction, bag)
-        settings = extraction_settings(dataset, val, test, seed, aug, cams, correction, bag)
+        plan = plan_dataset(data, val, test, seed, aug, cams, correction, bag)
+        settings = extraction_settings(data, val, test, seed, aug, cams, correction, bag)
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
 
 
-def _extract_on_ray(model: Path | None, dataset: Path | None, source: str | None, out: Path, planning: tuple,
-                    config: ExtractConfig, ray: RayConfig) -> None:
+def _extract_on_ray(model: Path | None, dataset: Path, out: Path, planning: tuple, config: ExtractConfig, ray: RayConfig) -> None:
     from edgeft.runtime import default_bundle
     from edgeft.transfer import extraction_report, extraction_settings, plan_dataset
     from edgeft.transfer.ray_extract import extract_on_ray
 
-    if source is not None:
-        raise EdgeftError("--ray extracts a DATASET (class folders, a driving log or a bag); --source runs on this machine")
     plan = plan_dataset(dataset, *planning)
     with ProgressBar(err, "extract on Ray", len(plan.items)) as progress:
         unreadable, report = extract_on_ray(model or default_bundle(MODELS_DIR), plan, out, extraction_settings(dataset, *planning),
                                             config, ray, progress.update)
     say(extraction_report(plan, out, unreadable))
+    for line in report.lines():
+        say(line)
+
+
+def _extract_source_on_ray(model: Path | None, source: str, out: Path, sources: SourceOptions, sinks: SinkOptions, batch: int,
+                           ray: RayConfig) -> None:
+    from edgeft.runtime import default_bundle
+    from edgeft.transfer.ray_extract import extract_source_on_ray
+
+    with ProgressBar(err, "extract on Ray", None) as progress:
+        written, unreadable, report = extract_source_on_ray(model or default_bundle(MODELS_DIR), source, sources, out, sinks, batch,
+                                                            ray, progress.update)
+    say(f"wrote {out}: {written} rows from {source}" + (f"; {unreadable} unreadable frames left out" if unreadable else ""))
     for line in report.lines():
         say(line)
 
@@ -132,7 +150,7 @@ def train_head_command(
 @app.command(rich_help_panel="Transfer learning")
 def finetune(
     backbone: Annotated[str, typer.Argument(help="the backbone the head was trained on (as given to export)")],
-    dataset: Annotated[Path, typer.Argument(help="class-folder root, or a driving_log.csv (or its folder)")],
+    dataset: Annotated[str, typer.Argument(help="class-folder root, or a driving_log.csv (or its folder); local or a URI")],
     head: Annotated[Path, typer.Option(help="head.keras from `edgeft train-head`")],
     out: Annotated[Path, typer.Option(help="folder for backbone.keras, head.keras, finetune.json")] = Path("runs/finetune"),
     weights: Weights = "imagenet",
@@ -167,7 +185,7 @@ def finetune(
         request = BackboneRequest(backbone, weights, cut, pooling, parse_input_size(input_size) if input_size else None,
                                   preprocess, head, trust_h5, seed)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, None, None)
-        plan = plan_dataset(dataset, val, test, seed, names(augment), names(cameras), correction, bag)
+        plan = plan_dataset(location(dataset), val, test, seed, names(augment), names(cameras), correction, bag)
         record = run_finetune(request, plan, out, FinetuneConfig(unfreeze, from_layer, epochs, batch, learning_rate, seed=seed))
         for line in finetune_summary(record, out, pooling, bool(plan.classes)):
             say(line)

@@ -170,11 +170,13 @@ class FeatureSink:
         return {(r.key["source"], int(r.key["frame"])) for rows in self.writer.indexed.values() for r in rows}
 
     def write(self, result: Result) -> None:
-        if not result.valid:
-            return
-        self._rows.append(result.outputs[self.output.name])
-        stamp = "" if result.stamp is None else f"{result.stamp:.6f}"
-        self._keys.append([result.frame, result.source, f"{result.t_capture:.6f}", stamp])
+        if result.valid:
+            self.write_row(result.outputs[self.output.name], result.frame, result.source, result.t_capture, result.stamp)
+
+    def write_row(self, features: np.ndarray, frame: int, source: str, t_capture: float, stamp: float | None) -> None:
+        """One frame's features, as `write` keys them (for writers that have no Result: a cluster's rows)."""
+        self._rows.append(features)
+        self._keys.append([frame, source, f"{t_capture:.6f}", "" if stamp is None else f"{stamp:.6f}"])
         if len(self._rows) >= self.rows_per_shard:
             self._commit()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stats import Histogram
-from .base import BagOptions, Frame, Source, SourceError, SourceOptions, Tick
+from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, Tick
 from .drivelog import SIDE_SIGN
 from .rosimage import ImageDecodeError, message_to_bgr
 from .sync import Synchroniser, TruthTrack
@@ -199,6 +199,10 @@ class BagSource(Source):
                 return frames
         return None
 
+    def listing(self) -> Iterator[list[Listed]]:
+        for index, tick, _ in self._synchronised():
+            yield [Listed(w.camera, index, frame_ref(self.path, w.payload.topic, w.payload.log_time), w.stamp) for w in tick.frames]
+
     def replay_offset(self, tick: Tick) -> float | None:
         """Seconds from the first frame to this tick: `--rate` replays at that pace (x rate)."""
         stamp = min(f.stamp for f in tick)
@@ -306,40 +310,3 @@ def read_bag_log(path: str, options: SourceOptions) -> list[tuple[dict[str, str]
         return rows
     finally:
         source.close()
-
-
-class FrameReader:
-    """Reads frames by reference, a batch at a time, keeping each bag open between batches."""
-
-    def __init__(self) -> None:
-        self._readers: dict[str, Any] = {}
-
-    def read(self, refs: list[str]) -> list[Any]:
-        """BGR images in the order of `refs` (None for one that cannot be decoded or found)."""
-        wanted: dict[tuple[str, str], set[int]] = {}
-        for ref in refs:
-            path, topic, log_time = parse_ref(ref)
-            wanted.setdefault((path, topic), set()).add(log_time)
-        found: dict[str, Any] = {}
-        for (path, topic), times in wanted.items():
-            reader = self._readers.get(path) or self._readers.setdefault(path, open_reader(path))
-            connections = [c for c in reader.connections if c.topic == topic]
-            for connection, log_time, raw in reader.messages(connections=connections, start=min(times), stop=max(times) + 1):
-                ref = frame_ref(path, topic, log_time)
-                if log_time in times and ref not in found:
-                    try:
-                        found[ref] = message_to_bgr(reader.deserialize(raw, connection.msgtype))
-                    except ImageDecodeError:
-                        found[ref] = None
-        return [found.get(ref) for ref in refs]
-
-    def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
-
-    def __enter__(self) -> FrameReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

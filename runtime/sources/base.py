@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +91,16 @@ class Frame:
 Tick = list[Frame]
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A frame a recorded source will give, named before it is decoded (`Source.listing`)."""
+
+    source: str  # camera name within the run, as the frame will carry it
+    index: int  # the frame's number in its source
+    ref: str
+    stamp: float | None = None
+
+
 class Source(ABC):
     """Base class: subclasses set `live` and implement `_open`, `read`, `_close`.
 
@@ -132,6 +143,11 @@ class Source(ABC):
         """Said in the summary after the end: what was announced but never came (a video shorter
         than its header says), how a rig was paired."""
         return []
+
+    def listing(self) -> Iterator[list[Listed]]:
+        """The ticks a read would give, as references (`sources.refs`) and without decoding: what
+        lets a cluster split a recorded source. Live sources have nothing to list in advance."""
+        raise SourceError(f"'{self.spec}' is live: its frames can only be read as they come")
 
     def replay_offset(self, tick: Tick) -> float | None:
         """Seconds into the recording at which `tick` happened, for sources that know (bags):

@@ -11,11 +11,12 @@ import csv
 import datetime as dt
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import utf8_text
-from .base import Frame, Source, SourceError, SourceOptions, Tick
+from .base import Frame, Listed, Source, SourceError, SourceOptions, Tick
 from .images import image_frame
 
 CAMERAS = ("center", "left", "right")
@@ -34,7 +35,7 @@ def read_text_lines(path: Path, what: str) -> list[str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"cannot read {what} '{path}': {exc.strerror}") from None
+        raise SourceError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
     return utf8_text(data, path, SourceError, f"save the {what} as UTF-8", bom=True).splitlines()
 
 
@@ -83,7 +84,13 @@ def stamp_in_name(logged: str) -> float | None:
 
 
 def resolve_image(logged: str, log_dir: Path) -> Path:
-    """The logged path if it exists, else relative to the log, else by file name under IMG/."""
+    """The logged path if it exists, else relative to the log, else by file name under IMG/.
+    A log in object storage is not probed file by file: a relative path is taken relative to it,
+    any other by file name under its IMG/."""
+    if not isinstance(log_dir, Path):  # object storage
+        name = logged.replace("\\", "/")
+        absolute = name.startswith("/") or re.match(r"[A-Za-z]:/", name)
+        return log_dir / "IMG" / name.rsplit("/", 1)[-1] if absolute else log_dir / name
     as_given = Path(logged)
     if as_given.is_absolute() and as_given.is_file():
         return as_given
@@ -128,6 +135,13 @@ class DriveLogSource(Source):
             if tick:
                 return tick
         return None
+
+    def listing(self) -> Iterator[list[Listed]]:
+        for index, row in enumerate(self._rows):
+            tick = [Listed(self.camera_name(camera), index, str(resolve_image(row.paths[camera], self._log_dir)),
+                           stamp_in_name(row.paths[camera])) for camera in self.options.cameras if row.paths[camera]]
+            if tick:
+                yield tick
 
     def _frame(self, index: int, row: LogRow, camera: str) -> Frame | None:
         logged = row.paths[camera]

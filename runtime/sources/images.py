@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .base import Frame, Source, SourceError, SourceOptions, Tick
+from .base import Frame, Listed, Source, SourceError, SourceOptions, Tick
+from .storage import read_bytes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -38,10 +40,10 @@ def truncation(data: np.ndarray) -> str | None:
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(BGR uint8 image, None); (None, why) for a truncated file; (None, None) when unreadable.
     Grey, 4-channel and 16-bit files are taken as well."""
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError:
+    raw = read_bytes(path)
+    if not raw:
         return None, None
+    data = np.frombuffer(raw, np.uint8)
     if data.size == 0:
         return None, None
     cut = truncation(data)
@@ -85,7 +87,7 @@ class ImageSource(Source):
         super().__init__(name, spec, options)
         self._files: list[Path] = []
         self._position = 0
-        self._count = 0  # frame index keeps growing across loops
+        self._lap = 0  # times round a looped folder
 
     def _open(self) -> None:
         path = Path(self.spec)
@@ -101,23 +103,30 @@ class ImageSource(Source):
         if not self._files:
             raise SourceError(f"no images in '{self.spec}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         self._files = self._files[:: self.options.stride]
-        self._position = 0
+        self._position = self._lap = 0
 
     @property
     def total(self) -> int | None:
         return None if self.options.loop else len(self._files)
 
     def read(self) -> Tick | None:
+        """The next readable image; its index is its place in the listing (laps continue the count),
+        so an unreadable file leaves a gap, as a dropped frame does."""
         while True:
             if self._position >= len(self._files):
                 if not self.options.loop:
                     return None
-                self._position = 0
-            path = self._files[self._position]
+                self._position, self._lap = 0, self._lap + 1
+            position, path = self._position, self._files[self._position]
             self._position += 1
-            frame = image_frame(self, self.name, path, self._count, f"image {path}")
+            frame = image_frame(self, self.name, path, self._lap * len(self._files) + position, f"image {path}")
             if frame is not None:
-                self._count += 1
                 return [frame]
             if self.skipped >= len(self._files) and self.options.loop:
                 raise SourceError(f"no readable images in '{self.spec}'")
+
+    def listing(self) -> Iterator[list[Listed]]:
+        if self.options.loop:
+            raise SourceError(f"'{self.spec}' is looped, so it never ends: list it without --loop")
+        for position, path in enumerate(self._files):
+            yield [Listed(self.name, position, str(path))]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 
-from .base import Frame, Source, SourceError, SourceOptions, StreamLost, Tick
+from .base import Frame, Listed, Source, SourceError, SourceOptions, StreamLost, Tick
+from .refs import video_ref
 
 
 class _CaptureSource(Source):
@@ -67,6 +69,14 @@ class VideoSource(_CaptureSource):
         if not self._cap.isOpened():
             raise SourceError(f"'{self.spec}' is not a video OpenCV can decode")
         self._index = -1
+
+    def listing(self) -> Iterator[list[Listed]]:
+        """Frame numbers as the container announces them (a cut recording lists frames it lacks)."""
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:
+            raise SourceError(f"'{self.spec}' does not say how many frames it holds, so it cannot be listed")
+        for number in range(0, count, self.options.stride):
+            yield [Listed(self.name, number, video_ref(self.spec, number))]
 
     @property
     def total(self) -> int | None:

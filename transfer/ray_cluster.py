@@ -1,0 +1,125 @@
+"""Reaching a Ray cluster (the `ray` extra): `auto`, `local` or HOST:PORT, in bounded time, with
+one-line errors; and the session a job runs in, which turns a worker's failure into one line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from edgeft.export import native_stderr_muted
+from edgeft.runtime import EdgeftError
+
+
+class RayError(EdgeftError):
+    """The cluster cannot be reached or the job cannot run on it."""
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str  # auto (a running cluster or RAY_ADDRESS) | local (start one here) | HOST:PORT
+    actors: int | None = None  # default: the cluster's CPUs / cpus_per_actor
+    cpus_per_actor: int = 1  # onnxruntime threads per actor
+    batch: int | None = None  # frames per map_batches call; default: extract's --batch
+    connect_timeout_s: float = 15.0
+
+
+@dataclass
+class RayReport:
+    """What the job did: rows per node, and how long it took."""
+
+    rows_per_node: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: float = 0.0
+    actors: int = 0
+
+    def lines(self) -> list[str]:
+        total = sum(self.rows_per_node.values())
+        out = [f"{total} frames in {self.seconds:.1f} s on {len(self.rows_per_node)} node(s), {self.actors} actors: "
+               f"{total / max(self.seconds, 1e-9):.1f} frames/s"]
+        out += [f"  node {node}: {rows} frames, {rows / max(self.seconds, 1e-9):.1f} frames/s"
+                for node, rows in sorted(self.rows_per_node.items())]
+        return out
+
+
+def connect(config: RayConfig) -> None:
+    """ray.init for `auto`, `local` or HOST:PORT; an unreachable address is one line, in bounded time."""
+    try:
+        import ray
+    except ImportError:
+        raise RayError("--ray needs the ray extra: pip install 'edgeft[ray]'") from None
+    # Ray's client retries a dead or refusing GCS for minutes; these (read at `import ray`) make it give up in
+    # seconds. Its C++ log's warnings (connection retries; actor arguments held in the object store, which the
+    # driver keeps alive) are not the user's business: failures reach the user as exceptions. Set any to override.
+    for name, value in (("RAY_gcs_server_port_wait_time_s", "3"), ("RAY_gcs_rpc_server_connect_timeout_s", "3"),
+                        ("RAY_py_gcs_connect_timeout_s", "5"), ("RAY_BACKEND_LOG_LEVEL", "fatal"), ("RAY_USAGE_STATS_ENABLED", "0")):
+        os.environ.setdefault(name, value)
+    address = None if config.address == "local" else config.address
+    if address not in (None, "auto"):
+        _reachable(address, config.connect_timeout_s)
+    try:
+        with native_stderr_muted():  # the C++ core's "Set ray log level from environment variable", before that level holds
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        cause = f"{exc} {exc.__cause__ or ''}"
+        hint = (" (the cluster uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH"
+                " or ~/.ray/auth_token, as for its `ray start`)") if "uthentication" in cause else ""
+        raise RayError(f"cannot connect to the Ray cluster at '{config.address}': {str(exc).strip().splitlines()[0]}{hint}") from None
+
+
+def _reachable(address: str, timeout_s: float) -> None:
+    """A TCP connect to the head's GCS port first: Ray's own client retries an unreachable
+    address for minutes before it gives up."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayError(f"--ray '{address}' is not auto, local or HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayError(f"cannot reach a Ray cluster at {host}:{port} ({exc.strerror or exc}): start one with "
+                       f"`ray start --head --port {port}`, or pass --ray local") from None
+
+
+@contextlib.contextmanager
+def cluster_session(config: RayConfig, report: RayReport) -> Iterator[None]:
+    """Connected for the block, then shut down; its time goes into `report`. A worker's error
+    (Ray wraps it in its own types) leaves as one RayError line."""
+    connect(config)  # sets Ray's environment before `import ray` reads it
+    import ray
+
+    start = time.perf_counter()
+    try:
+        # Ray's driver prints cluster events ("(raylet) ... will be retried") to sys.stdout: stdout is for our results
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except Exception as exc:  # noqa: BLE001 - Ray wraps a worker's error in its own exception types
+        if isinstance(exc, EdgeftError) and not isinstance(exc, ray.exceptions.RayError):
+            raise
+        raise RayError(_worker_message(exc)) from None
+    finally:
+        report.seconds = time.perf_counter() - start
+        ray.shutdown()
+
+
+def _worker_message(exc: BaseException) -> str:
+    """The first line a user should see: our own error from a worker (Ray chains it, or wraps it
+    in a type derived from both its own and ours), else Ray's first line."""
+    from ray.exceptions import RayError as RaysError
+
+    chain, seen = [exc], set()
+    while chain:
+        error = chain.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, EdgeftError) and not isinstance(error, RaysError) and str(error).strip():
+            return str(error).strip().splitlines()[0]
+        chain += [error.__cause__, error.__context__, getattr(error, "cause", None)]
+    text = str(exc).strip()
+    ours = [line for line in text.splitlines() if "RayError: " in line and "raise " not in line]
+    return ours[0].split("RayError: ", 1)[1].strip() if ours else text.splitlines()[0] if text else type(exc).__name__
