@@ -5,7 +5,9 @@
 Real footage (vtest / carphone) written as 640x480 JPEGs into class folders; random-weight bundles
 exported once into benchmarks/.work. Each mode runs `edgeft extract` as a real process: wall time
 includes Ray's connect and actor start (the cluster itself is started before the clock). Ray:
-1 node x 2 CPUs (2 actors x 1 thread) and 2 nodes x 1 CPU (2 actors x 1 thread), on loopback.
+1 node x 2 CPUs (2 actors x 1 thread) and 2 nodes x 1 CPU (2 actors x 1 thread), on loopback,
+512 MB of object store per node. Give a model twice (inceptionv3:1200 inceptionv3:4800) to see the
+fixed cost of a job (connect, Ray Data's helper actors, actor start) amortise.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def main() -> None:
         single = extract(bundle, data)
         row = [f"{name} {size}", count, f"{single:.1f}"]
         for nodes in (1, 2):
-            with LoopbackCluster() as cluster:
+            with LoopbackCluster(object_store_mb=512) as cluster:  # room for an InceptionV3 bundle, as any real node has
                 cluster.start(workers=nodes - 1, cpus=2 // nodes)
                 wall = extract(bundle, data, "--ray", cluster.address)
             row += [f"{wall:.1f}", f"{wall / single - 1:+.0%}"]

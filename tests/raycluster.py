@@ -35,7 +35,7 @@ def _children() -> dict[int, int]:
 
 
 class LoopbackCluster:
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, object_store_mb: int = 100):
         with socket.socket() as s:
             s.bind((HOST, 0))
             self.port = s.getsockname()[1]
@@ -45,13 +45,14 @@ class LoopbackCluster:
                     "RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
                     "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "0", **(env or {})}
         self.nodes: list[int] = []
+        self.object_store_mb = object_store_mb
 
     @property
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
     def _start(self, *args: str, cpus: int = 1, hide: Path | None = None) -> int:
-        common = ["--node-ip-address", HOST, "--temp-dir", self.temp, "--object-store-memory", str(100 << 20),
+        common = ["--node-ip-address", HOST, "--temp-dir", self.temp, "--object-store-memory", str(self.object_store_mb << 20),
                   "--disable-usage-stats", "--include-log-monitor=false", "--num-cpus", str(cpus)]
         command = [RAY, "start", *args, *common]
         if hide is not None:  # the node's processes live in a mount namespace where `hide` is an empty tmpfs
