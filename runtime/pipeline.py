@@ -286,7 +286,8 @@ class Pipeline:
         for p in prepared:
             f = p.frame
             common = dict(source=f.source, frame=f.index, t_capture=f.t_capture, latency_ms=(done - f.t_mono) * 1000.0,
-                          truth=f.truth, image=f.image, stamp=f.stamp, dropped=p.dropped, age_ms=(started - f.t_mono) * 1000.0)
+                          truth=f.truth, image=f.image, stamp=f.stamp, dropped=p.dropped, age_ms=(started - f.t_mono) * 1000.0,
+                          jpeg=f.jpeg)
             if p.tensor is None:
                 result = Result(outputs={}, valid=False, reason=p.reason, **common)
             else:

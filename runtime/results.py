@@ -35,6 +35,7 @@ class Result:
     stamp: float | None = None  # recording time (seconds since the epoch) for recorded sources
     dropped: int = 0
     age_ms: float = 0.0
+    jpeg: bytes | None = field(default=None, repr=False)  # the frame's recorded JPEG, when it was one
 
 
 @dataclass(frozen=True)

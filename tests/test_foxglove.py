@@ -71,6 +71,37 @@ def test_annotations_carry_the_caption_and_image_is_a_jpeg(bundle, bag, tmp_path
     assert any(t.text.startswith(("red", "blue")) for t in notes[0].texts)
 
 
+def center_images(path: Path) -> list[bytes]:
+    decoder = pytest.importorskip("mcap_protobuf.decoder", reason="the test extra (mcap-protobuf-support) is not installed")
+    with open(path, "rb") as fh:
+        reader = mcap_reader.make_reader(fh, decoder_factories=[decoder.DecoderFactory()])
+        return [bytes(d.data) for _, _, _, d in reader.iter_decoded_messages(topics=["/edgeft/center/image"])]
+
+
+def test_recorded_jpegs_go_out_as_recorded_and_raw_frames_are_encoded(bundle, bag, tmp_path, carphone) -> None:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([Path(bag.path)]) as reader:
+        connections = [c for c in reader.connections if c.topic.startswith("/center_camera")]
+        recorded = [bytes(reader.deserialize(raw, c.msgtype).data) for c, _, raw in reader.messages(connections=connections)]
+    assert edgeft("run", "--model", bundle, "--source", bag.path, "--record", tmp_path / "jpeg.mcap", "--quiet").returncode == 0
+    assert center_images(tmp_path / "jpeg.mcap") == recorded  # byte for byte: not decoded and encoded again
+    raw = write_rig_bag(tmp_path / "raw.bag", footage(carphone, 5), raw=True)
+    assert edgeft("run", "--model", bundle, "--source", raw.path, "--record", tmp_path / "raw.mcap", "--quiet").returncode == 0
+    images = center_images(tmp_path / "raw.mcap")
+    assert len(images) == 5 and all(image[:2] == b"\xff\xd8" for image in images)  # sensor_msgs/Image frames, JPEG-encoded here
+
+
+def test_jpeg_files_go_out_as_they_are(bundle, tmp_path) -> None:
+    from edgeft.runtime.sources import read_log, resolve_image
+
+    assert edgeft("sample", tmp_path / "drive", "--frames", 4).returncode == 0
+    log = tmp_path / "drive" / "driving_log.csv"
+    files = [resolve_image(row.paths["center"], log.parent).read_bytes() for row in read_log(log)]
+    assert edgeft("run", "--model", bundle, "--source", log, "--record", tmp_path / "run.mcap", "--quiet").returncode == 0
+    assert center_images(tmp_path / "run.mcap") == files
+
+
 def test_a_killed_recording_is_readable_up_to_its_last_chunk(bundle, tmp_path, carphone) -> None:
     frames = tmp_path / "frames"
     frames.mkdir()

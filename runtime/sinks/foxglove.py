@@ -7,7 +7,8 @@ a live WebSocket server (`--foxglove`), with the same channels.
     /edgeft/telemetry            once a second: frames, fps, latency, drops
 
 Messages are stamped with the frame's recording time (recorded sources) or its capture time.
-Frames are JPEG-encoded on a thread of the sink's own, so inference never waits on it: the MCAP
+A frame decoded from a JPEG (a bag's CompressedImage, a .jpg file) goes out as those bytes;
+others are JPEG-encoded on a thread of the sink's own, so inference never waits on it: the MCAP
 file gets every frame through a short queue (back-pressure), the live server only the newest
 frame at most `max_image_hz` per camera (a slow viewer drops frames, not the pipeline). The
 file is flushed every second, so a killed run leaves a file readable up to its last chunk.
@@ -158,13 +159,13 @@ class FoxgloveSink:
         from foxglove.messages import CompressedImage, Timestamp
 
         while (result := self._frames.get()) is not None:
-            ok, jpeg = cv2.imencode(".jpg", result.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-            if not ok:
+            jpeg = result.jpeg or _encoded(result.image)  # a recorded JPEG goes out as it was recorded
+            if jpeg is None:
                 continue
             when = log_time_ns(result)
             stamp = Timestamp(when // 10**9, when % 10**9)
             image, annotations = self.channels.camera(result.source)
-            image.log(CompressedImage(timestamp=stamp, frame_id=result.source, data=jpeg.tobytes(), format="jpeg"), log_time=when)
+            image.log(CompressedImage(timestamp=stamp, frame_id=result.source, data=jpeg, format="jpeg"), log_time=when)
             annotations.log(self._annotations(result, stamp), log_time=when)
 
     def _annotations(self, result: Result, stamp):
@@ -227,6 +228,11 @@ class McapSink(FoxgloveSink):
     def discard(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+def _encoded(image: np.ndarray) -> bytes | None:
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return jpeg.tobytes() if ok else None
 
 
 def parse_address(text: str) -> tuple[str, int]:

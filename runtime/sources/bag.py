@@ -20,7 +20,7 @@ from typing import Any
 from ..stats import Histogram
 from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, Tick
 from .drivelog import SIDE_SIGN
-from .rosimage import ImageDecodeError, message_to_bgr
+from .rosimage import ImageDecodeError, message_to_bgr, recorded_jpeg
 from .sync import Synchroniser, TruthTrack
 
 log = logging.getLogger("edgeft")
@@ -226,7 +226,7 @@ class BagSource(Source):
             return None
         if truth is not None and camera in SIDE_SIGN and camera != "center":
             truth = None if self.options.correction is None else truth + SIDE_SIGN[camera] * self.options.correction
-        return Frame(camera, index, image, truth=truth, stamp=stamp)
+        return Frame(camera, index, image, truth=truth, stamp=stamp, jpeg=recorded_jpeg(recorded.msg))
 
     def _synchronised(self) -> Iterator[tuple[int, Any, dict[str, float | None]]]:
         """(tick number, Tick of Recorded payloads, truth at each frame's stamp). A tick waits

@@ -86,6 +86,7 @@ class Frame:
     truth: float | None = None  # ground-truth steering, where the source has it
     stamp: float | None = None  # recording time, seconds since the epoch (recorded sources that know it)
     invalid: str | None = None  # why this frame cannot be used (say, a truncated file); the image is not run
+    jpeg: bytes | None = field(default=None, repr=False)  # the JPEG it was decoded from, which outputs pass on as is
 
 
 Tick = list[Frame]

@@ -37,10 +37,18 @@ def truncation(data: np.ndarray) -> str | None:
     return None
 
 
+def is_jpeg(data: np.ndarray | bytes) -> bool:
+    return len(data) > 2 and bytes(data[:2]) == b"\xff\xd8"
+
+
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(BGR uint8 image, None); (None, why) for a truncated file; (None, None) when unreadable.
     Grey, 4-channel and 16-bit files are taken as well."""
-    raw = read_bytes(path)
+    return decode_bytes(read_bytes(path))
+
+
+def decode_bytes(raw: bytes | None) -> tuple[np.ndarray | None, str | None]:
+    """`decode_image` of a file's bytes (None: there was no file)."""
     if not raw:
         return None, None
     data = np.frombuffer(raw, np.uint8)
@@ -73,11 +81,12 @@ def read_image(path: Path) -> np.ndarray:
 def image_frame(source: Source, camera: str, path: Path, index: int, what: str, truth: float | None = None) -> Frame | None:
     """A frame from an image file: marked invalid (with the reason) when the file is cut short,
     None (counted by `source`, warned once) when it cannot be read at all."""
-    image, cut = decode_image(path)
+    raw = read_bytes(path)
+    image, cut = decode_bytes(raw)
     if image is None and cut is None:
         source.skip(what)
         return None
-    return Frame(camera, index, image, truth=truth, invalid=cut)
+    return Frame(camera, index, image, truth=truth, invalid=cut, jpeg=raw if image is not None and is_jpeg(raw) else None)
 
 
 class ImageSource(Source):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .images import is_jpeg
+
 _CHANNELS = {"bgr8": (3, np.uint8), "rgb8": (3, np.uint8), "bgra8": (4, np.uint8), "rgba8": (4, np.uint8),
              "mono8": (1, np.uint8), "8UC1": (1, np.uint8), "8UC3": (3, np.uint8), "mono16": (1, np.uint16),
              "16UC1": (1, np.uint16)}
@@ -61,6 +63,11 @@ def message_to_bgr(msg: object) -> np.ndarray:
     if hasattr(msg, "format"):
         return compressed_to_bgr(msg.data)
     return raw_to_bgr(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+
+
+def recorded_jpeg(msg: object) -> bytes | None:
+    """A CompressedImage's bytes when they are a JPEG: what a recording output can keep as recorded."""
+    return bytes(msg.data) if hasattr(msg, "format") and is_jpeg(msg.data) else None
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
