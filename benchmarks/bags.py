@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import WORK, cpu_line, ensure_bundle, source_clip  # noqa: E402
+from common import WORK, clip_frames, cpu_line, ensure_bundle  # noqa: E402
 
 from edgeft.runtime import Engine, Pipeline, PipelineConfig, open_source  # noqa: E402
 from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
@@ -37,7 +37,7 @@ def write_bag(gigabytes: float) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     store = typestore(ros1=True)
-    types, capture = store.types, cv2.VideoCapture(str(source_clip()))
+    types, frames = store.types, clip_frames()
     image_type, steer_type = "sensor_msgs/msg/CompressedImage", "dbw_mkz_msgs/msg/SteeringReport"
 
     def header(t: float):
@@ -50,10 +50,7 @@ def write_bag(gigabytes: float) -> Path:
                    for c in ("left", "center", "right")}
         steering = writer.add_connection("/vehicle/steering_report", steer_type, typestore=store)
         while written < gigabytes * 1e9:
-            ok, frame = capture.read()
-            if not ok:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                continue
+            frame = next(frames)
             t = T0 + tick * 0.05
             for shift, (camera, connection) in zip((-40, 0, 40), cameras.items()):
                 view = cv2.resize(np.roll(frame, shift, axis=1), (1280, 720), interpolation=cv2.INTER_CUBIC)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -40,19 +40,25 @@ def source_clip() -> Path:
     return clip
 
 
+def clip_frames() -> Iterator[np.ndarray]:
+    """The real clip's frames, from the start again at its end, for as long as they are wanted."""
+    capture = cv2.VideoCapture(str(source_clip()))
+    while True:
+        ok, frame = capture.read()
+        if ok:
+            yield frame
+        else:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+
 def video_720p(frames: int) -> Path:
     """A 1280x720 mp4v clip made by upscaling real footage (decode cost like a dashcam file)."""
     path = WORK / f"street-720p-{frames}.mp4"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    capture = cv2.VideoCapture(str(source_clip()))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (1280, 720))
-    for _ in range(frames):
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = capture.read()
+    for _, frame in zip(range(frames), clip_frames()):
         writer.write(cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_CUBIC))
     writer.release()
     return path

@@ -24,7 +24,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import WORK, cpu_line, ensure_bundle, source_clip  # noqa: E402
+from common import WORK, clip_frames, cpu_line, ensure_bundle  # noqa: E402
 from raycluster import LoopbackCluster  # noqa: E402
 
 
@@ -32,12 +32,7 @@ def dataset(frames: int) -> Path:
     root = WORK / f"frames-{frames}"
     if root.exists():
         return root
-    capture = cv2.VideoCapture(str(source_clip()))
-    for i in range(frames):
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = capture.read()
+    for i, frame in zip(range(frames), clip_frames()):
         folder = root / ("a" if i % 2 else "b")
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{i:06d}.jpg"), cv2.resize(frame, (640, 480)))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeft.runtime.bundle import sha256_file
+from edgeft.runtime.errors import first_line
 from edgeft.runtime.manifest import BackboneInfo, WeightsInfo, backbone_identity
 
 from .backbones import BackboneSpec, resolve_backbone
@@ -128,8 +129,7 @@ def _load_backbone(request: BackboneRequest, spec: BackboneSpec | None):
         try:
             return spec.constructor()(include_top=False, weights=weights, input_shape=(height, width, 3))
         except ValueError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ExportError(f"{spec.name} cannot be built at input size {height}x{width}: {first}") from None
+            raise ExportError(f"{spec.name} cannot be built at input size {height}x{width}: {first_line(exc)}") from None
 
     model, weights = build_with_weights(construct, spec.name, request.weights, request.seed)
     return model, weights, request.preprocess or spec.preprocess, (height, width)

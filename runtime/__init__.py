@@ -2,7 +2,7 @@
 
 from .bundle import Bundle, default_bundle, find_bundles, load_bundle, read_manifest
 from .engine import Engine, EngineConfig, Prediction
-from .errors import BundleError, EdgeftError, FrameError, ProviderError
+from .errors import BundleError, EdgeftError, FrameError, ProviderError, first_line
 from .manifest import Manifest, backbone_identity
 from .overlay import annotate, cam_overlay
 from .pipeline import Pipeline, PipelineConfig
@@ -17,6 +17,6 @@ __all__ = [
     "Bundle", "BundleError", "Decoded", "EdgeftError", "Engine", "EngineConfig", "FeatureSink", "Frame", "FrameError",
     "Manifest", "Pipeline", "PipelineConfig", "Prediction", "PredictionWriter", "ProviderError", "Result", "Rig", "RunOutcome",
     "Sink", "SinkError", "SinkOptions", "Source", "SourceError", "SourceOptions", "Stats", "VideoSink",
-    "annotate", "backbone_identity", "cam_overlay", "check_sinks", "decode", "default_bundle", "find_bundles", "load_bundle", "open_sink", "open_sinks",
+    "annotate", "backbone_identity", "cam_overlay", "check_sinks", "decode", "default_bundle", "find_bundles", "first_line", "load_bundle", "open_sink", "open_sinks",
     "open_rig", "open_source", "read_features", "read_manifest", "run",
 ]

@@ -21,6 +21,13 @@ class ProviderError(EdgeftError):
     """The requested onnxruntime execution provider cannot run here."""
 
 
+def first_line(exc: BaseException) -> str:
+    """What a one-line error can quote of a library's exception: its first line, or its type
+    when it says nothing (a multi-line message would break the one-line rule)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def utf8_text(data: bytes, where: object, error: type[EdgeftError], advice: str, bom: bool = False) -> str:
     """`data` decoded as UTF-8 (a leading BOM dropped when `bom`); a byte that is not UTF-8 is an
     `error` naming the line it is on, not a decoding traceback."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime import EdgeftError
+from edgeft.runtime import EdgeftError, first_line
 from edgeft.runtime.sources import (IMAGE_SUFFIXES, SIDE_SIGN, BagOptions, SourceOptions, is_bag, natural_key, read_bag_log,
                                    read_log, resolve_image)
 
@@ -49,18 +49,16 @@ def plan_dataset(path: Path, val: float, test: float, seed: int, augment: tuple[
                  cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions()) -> Plan:
     """A driving log (or its folder) or a ROS bag for steering, otherwise class folders; local,
     or in object storage (a `location` URI: the same walk, through universal-pathlib)."""
-    if isinstance(path, Path):
-        return _plan(path, val, test, seed, augment, cameras, correction, bag)
     try:
         return _plan(path, val, test, seed, augment, cameras, correction, bag)
-    except EdgeftError:
-        raise
     except Exception as exc:  # noqa: BLE001 - each storage back end raises its own types (credentials, access, network)
-        raise EdgeftError(f"cannot read the dataset at '{path}': {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        if isinstance(exc, EdgeftError) or isinstance(path, Path):
+            raise
+        raise EdgeftError(f"cannot read the dataset at '{path}': {first_line(exc)}") from None
 
 
 def _plan(path: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                cameras: tuple[str, ...], correction: float, bag: BagOptions) -> Plan:
+          cameras: tuple[str, ...], correction: float, bag: BagOptions) -> Plan:
     if is_bag(str(path)):
         return plan_bag(path, cameras, correction, val, test, seed, augment, bag)
     if is_driving_log(path):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from edgeft.export import native_stderr_muted
-from edgeft.runtime import EdgeftError
+from edgeft.runtime import EdgeftError, first_line
 
 
 class RayError(EdgeftError):
@@ -69,7 +69,7 @@ def connect(config: RayConfig) -> None:
         cause = f"{exc} {exc.__cause__ or ''}"
         hint = (" (the cluster uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH"
                 " or ~/.ray/auth_token, as for its `ray start`)") if "uthentication" in cause else ""
-        raise RayError(f"cannot connect to the Ray cluster at '{config.address}': {str(exc).strip().splitlines()[0]}{hint}") from None
+        raise RayError(f"cannot connect to the Ray cluster at '{config.address}': {first_line(exc)}{hint}") from None
 
 
 def _reachable(address: str, timeout_s: float) -> None:
@@ -118,8 +118,8 @@ def _worker_message(exc: BaseException) -> str:
             continue
         seen.add(id(error))
         if isinstance(error, EdgeftError) and not isinstance(error, RaysError) and str(error).strip():
-            return str(error).strip().splitlines()[0]
+            return first_line(error)
         chain += [error.__cause__, error.__context__, getattr(error, "cause", None)]
     text = str(exc).strip()
     ours = [line for line in text.splitlines() if "RayError: " in line and "raise " not in line]
-    return ours[0].split("RayError: ", 1)[1].strip() if ours else text.splitlines()[0] if text else type(exc).__name__
+    return ours[0].split("RayError: ", 1)[1].strip() if ours else first_line(exc)

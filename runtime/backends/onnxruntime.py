@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..binding import BoundRunner, wants_binding
-from ..errors import BundleError, ProviderError
+from ..errors import BundleError, ProviderError, first_line
 from ..manifest import Manifest
 from ..providers import provider_options, resolve_providers
 from ..session_cache import cache_key, cached_model, seal
@@ -51,8 +51,7 @@ def _create_session(model: Path | bytes, model_sha256: str, target: Target, thre
     try:
         session = ort.InferenceSession(source, options, providers=provider_list)
     except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...), all plain Exceptions
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"onnxruntime cannot load {source if isinstance(source, str) else 'the model'}: {first}") from None
+        raise BundleError(f"onnxruntime cannot load {source if isinstance(source, str) else 'the model'}: {first_line(exc)}") from None
     if cache_dir is not None:
         seal(cache_dir, cache_key(model_sha256, providers[0]))
     running = session.get_providers()[0]

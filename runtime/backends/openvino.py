@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cpu import cpu_info
-from ..errors import BundleError, ProviderError
+from ..errors import BundleError, ProviderError, first_line
 from ..manifest import Manifest
 from .base import Port, Target
 
@@ -52,7 +52,7 @@ class OpenVinoBackend:
         try:
             self._compiled = core.compile_model(str(model) if isinstance(model, Path) else core.read_model(model), "CPU", config)
         except RuntimeError as exc:
-            raise BundleError(f"OpenVINO cannot load the model: {str(exc).strip().splitlines()[0]}") from None
+            raise BundleError(f"OpenVINO cannot load the model: {first_line(exc)}") from None
         chosen = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         if precision == "bf16" and chosen != "bf16":
             raise ProviderError(f"OpenVINO compiled {chosen}, not the bf16 asked for, on this CPU ({cpu_info().model})")

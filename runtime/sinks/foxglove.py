@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import first_line
 from ..manifest import Manifest
 from ..overlay import arrow_points, caption
 from ..results import Result, decode, finite_or_none
@@ -260,7 +261,7 @@ class LiveSink(FoxgloveSink):
             self.server = _foxglove().start_server(name=f"edgeft: {manifest.name}", host=host, port=port, context=self._context)
         except RuntimeError as exc:
             super().close()
-            raise SinkError(f"--foxglove {host}:{port}: cannot start the server ({str(exc).splitlines()[0]})") from None
+            raise SinkError(f"--foxglove {host}:{port}: cannot start the server ({first_line(exc)})") from None
         self.port = self.server.port
 
     def close(self) -> None:

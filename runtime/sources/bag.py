@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import first_line
 from ..stats import Histogram
 from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, Tick
 from .drivelog import SIDE_SIGN
@@ -55,13 +56,8 @@ def open_reader(path: str):
     try:
         reader.open()
     except Exception as exc:  # noqa: BLE001 - AnyReaderError and the storage layers' own errors
-        raise SourceError(f"bag '{path}' cannot be read: {_first_line(exc)}") from None
+        raise SourceError(f"bag '{path}' cannot be read: {first_line(exc)}") from None
     return reader
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ def bag_topics(path: str) -> tuple[float, list[TopicInfo]]:
                 first.setdefault(connection.topic, log_time)
                 last[connection.topic] = log_time
         except Exception as exc:  # noqa: BLE001 - the storage layers' own errors
-            raise SourceError(f"bag '{path}' is damaged: {_first_line(exc)}") from None
+            raise SourceError(f"bag '{path}' is damaged: {first_line(exc)}") from None
         found = []
         for topic, info in sorted(reader.topics.items()):
             span = (last.get(topic, 0) - first.get(topic, 0)) / 1e9
@@ -278,7 +274,7 @@ class BagSource(Source):
         except SourceError:
             raise
         except Exception as exc:  # noqa: BLE001 - the storage layers raise their own errors mid-stream
-            raise SourceError(f"bag '{self.path}' is damaged after {count} messages: {_first_line(exc)}") from None
+            raise SourceError(f"bag '{self.path}' is damaged after {count} messages: {first_line(exc)}") from None
 
 
 

@@ -24,21 +24,21 @@ def is_glob(spec: str) -> bool:
     return any(ch in spec for ch in "*?[")
 
 
+def is_jpeg(data: np.ndarray | bytes) -> bool:
+    return bytes(data[:2]) == b"\xff\xd8"
+
+
 def truncation(data: np.ndarray) -> str | None:
     """Why a JPEG or PNG file is cut short, judged by its end marker, or None.
 
     Checked before decoding: OpenCV decodes a truncated JPEG partly (grey below the cut) and
     libjpeg/libpng print their own warning for every such file."""
     head, tail = data[:8].tobytes(), data[-64:].tobytes()
-    if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
+    if is_jpeg(head) and b"\xff\xd9" not in tail:
         return "truncated JPEG (no end-of-image marker)"
     if head.startswith(b"\x89PNG") and b"IEND" not in tail:
         return "truncated PNG (no IEND chunk)"
     return None
-
-
-def is_jpeg(data: np.ndarray | bytes) -> bool:
-    return len(data) > 2 and bytes(data[:2]) == b"\xff\xd8"
 
 
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:

@@ -48,10 +48,11 @@ class FrameReader:
 
     def read(self, refs: list[str]) -> list[np.ndarray | None]:
         """BGR images in the order of `refs`: None for one that cannot be found or decoded."""
-        found = self._bag_frames([r for r in refs if parse_ref(r)])
-        for ref in sorted((r for r in refs if parse_video_ref(r)), key=parse_video_ref):
-            found[ref] = self._video_frame(*parse_video_ref(ref))
-        return [found.get(ref) if ref in found or parse_ref(ref) else read_bgr(location(ref)) for ref in refs]
+        bags = [ref for ref in refs if parse_ref(ref)]
+        found = dict.fromkeys(bags) | self._bag_frames(bags)  # a message that is not in its bag reads as None
+        for (path, number), ref in sorted((video, ref) for ref in refs if (video := parse_video_ref(ref))):
+            found[ref] = self._video_frame(path, number)
+        return [found[ref] if ref in found else read_bgr(location(ref)) for ref in refs]
 
     def _bag_frames(self, refs: list[str]) -> dict[str, np.ndarray | None]:
         wanted: dict[tuple[str, str], set[int]] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import first_line
 from .base import SourceError
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -33,7 +34,7 @@ def location(text: str) -> Path:
     try:
         return UPath(text)
     except (ImportError, ValueError) as exc:  # fsspec: no back end installed (or known) for the protocol
-        raise SourceError(f"cannot read '{text}': {str(exc).strip().splitlines()[0]}") from None
+        raise SourceError(f"cannot read '{text}': {first_line(exc)}") from None
 
 
 def read_bytes(path: Path) -> bytes | None:
@@ -46,5 +47,4 @@ def read_bytes(path: Path) -> bytes | None:
     except Exception as exc:  # noqa: BLE001 - local OSErrors, and each back end's own exception types
         if isinstance(path, Path):
             return None
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"cannot read '{path}': {detail}") from None
+        raise SourceError(f"cannot read '{path}': {first_line(exc)}") from None
