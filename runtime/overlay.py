@@ -7,6 +7,7 @@ import math
 import cv2
 import numpy as np
 
+from .errors import FrameError
 from .manifest import Manifest
 from .preprocess import to_bgr
 from .results import Result, decode
@@ -32,6 +33,15 @@ def arrow_points(width: int, height: int, steering: float) -> tuple[tuple[int, i
     base = (width // 2, height - 5)
     length = height * 0.35
     return base, (int(base[0] + length * math.sin(angle)), int(base[1] - length * math.cos(angle)))
+
+
+def picture(result: Result) -> np.ndarray | None:
+    """The result's frame as a 3-channel BGR image, or None when it has none to show (an invalid
+    frame may carry a 0x0 or 2-channel array): what every image-writing sink draws from."""
+    try:
+        return to_bgr(result.image) if result.image is not None else None
+    except FrameError:
+        return None
 
 
 def annotate(image: np.ndarray, result: Result, manifest: Manifest) -> np.ndarray:

@@ -41,8 +41,10 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
         kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
         raise FrameError(f"frames must be uint8 numpy arrays (BGR, as OpenCV reads them), got {kind}")
     channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else 0
-    if channels not in (1, 3, 4) or min(frame.shape[:2]) < 1:
+    if channels not in (1, 3, 4):
         raise FrameError(f"cannot use a frame of shape {frame.shape}: expected H x W, H x W x 1, 3 or 4")
+    if min(frame.shape[:2]) < 1:
+        raise FrameError(f"the frame is empty ({frame.shape[1]}x{frame.shape[0]} pixels)")
     return frame if channels == 3 else cv2.cvtColor(frame, _TO_BGR[channels])
 
 

@@ -115,3 +115,24 @@ def write_rig_bag(path: Path, frames: list[np.ndarray], period: float = 0.05, ji
     if not ros1 and path.suffix == ".mcap":
         bag.path = path.with_suffix("") / f"{path.with_suffix('').name}.mcap"
     return bag
+
+
+def write_image_bag(path: Path, images: list[np.ndarray], topic: str = "/camera/image_raw", period: float = 0.05) -> Path:
+    """One camera of raw bgr8 `sensor_msgs/Image`s, as given: a 0x0 array becomes a message with
+    no pixels (height, width and step 0), as a misbehaving driver publishes it."""
+    from rosbags.rosbag1 import Writer
+
+    store = typestore(True)
+    types = store.types
+    with Writer(path) as writer:
+        connection = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=store)
+        for i, image in enumerate(images):
+            stamp = T0 + i * period
+            sec = int(stamp)
+            header = types["std_msgs/msg/Header"](seq=i, stamp=types["builtin_interfaces/msg/Time"](
+                sec=sec, nanosec=int(round((stamp - sec) * 1e9))), frame_id="camera")
+            height, width = image.shape[:2]
+            msg = types["sensor_msgs/msg/Image"](header=header, height=height, width=width, encoding="bgr8", is_bigendian=0,
+                                                 step=width * 3, data=np.ascontiguousarray(image).reshape(-1))
+            writer.write(connection, int((stamp + 0.002) * 1e9), store.serialize_ros1(msg, "sensor_msgs/msg/Image"))
+    return path

@@ -39,7 +39,7 @@ def test_grey_bgra_and_odd_sizes_are_converted(shape) -> None:
     [
         (np.zeros((10, 10, 3), np.float32), "must be uint8"),
         (np.zeros((10, 10, 2), np.uint8), "cannot use a frame of shape"),
-        (np.zeros((0, 10, 3), np.uint8), "cannot use a frame of shape"),
+        (np.zeros((0, 10, 3), np.uint8), r"the frame is empty \(10x0 pixels\)"),
         ("not an image", "must be uint8 numpy arrays"),
     ],
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 
 from ..manifest import Manifest
-from ..overlay import annotate
+from ..overlay import annotate, picture
 from ..results import Result
 from .base import SinkError, SinkOptions, check_new_file
 
@@ -53,12 +53,11 @@ class VideoSink:
         self._size: tuple[int, int] | None = None
 
     def write(self, result: Result) -> None:
-        if result.image is None:
-            return
         self._camera = self._camera or result.source
-        if result.source != self._camera:
+        image = picture(result) if result.source == self._camera else None
+        if image is None:  # another camera, or a frame with nothing to show (a 0x0 image): no made-up picture
             return
-        frame = annotate(result.image, result, self.manifest)
+        frame = annotate(image, result, self.manifest)
         if self._writer is None:
             self._size = (frame.shape[1], frame.shape[0])
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._size)
@@ -91,8 +90,9 @@ class WindowSink:
 
     def write(self, result: Result) -> None:
         self._camera = self._camera or result.source
-        if result.image is not None and result.source == self._camera:
-            cv2.imshow("edgeft", annotate(result.image, result, self.manifest))
+        image = picture(result) if result.source == self._camera else None
+        if image is not None:
+            cv2.imshow("edgeft", annotate(image, result, self.manifest))
             cv2.waitKey(1)
 
     def close(self) -> None:
