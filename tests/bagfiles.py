@@ -13,6 +13,10 @@ STEERING_MSG = """std_msgs/Header header
 float32 steering_wheel_angle
 float32 speed
 """
+STEERING_TYPE = "dbw_mkz_msgs/msg/SteeringReport"
+OTHER_STEERING_MSG = """std_msgs/Header header
+float32 angle
+"""
 T0 = 1_479_425_441.0  # stamps like Udacity's 2016 recordings
 CAMERAS = ("left", "center", "right")
 
@@ -45,15 +49,19 @@ def typestore(ros1: bool):
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
-    store.register(get_types_from_msg(STEERING_MSG, "dbw_mkz_msgs/msg/SteeringReport"))
+    store.register(get_types_from_msg(STEERING_MSG, STEERING_TYPE))
+    store.register(get_types_from_msg(OTHER_STEERING_MSG, "other_msgs/msg/Steer"))
     return store
 
 
 def write_rig_bag(path: Path, frames: list[np.ndarray], period: float = 0.05, jitter: float = 0.004,
                   dropped: dict[str, set[int]] | None = None, raw: bool = False, truth_hz: float = 37.0,
-                  truth_margin: tuple[float, float] = (0.12, 0.1), seed: int = 0) -> RigBag:
+                  truth_margin: tuple[float, float] = (0.12, 0.1), seed: int = 0, truth_nan: frozenset[int] = frozenset(),
+                  truth_type: str = "dbw_mkz_msgs/msg/SteeringReport") -> RigBag:
     """Three cameras in Udacity's layout (the views shifted left/right of centre) plus a steering
-    report; `.bag` writes ROS 1, a folder name ROS 2 sqlite3, a `.mcap` name ROS 2 mcap."""
+    report; `.bag` writes ROS 1, a folder name ROS 2 sqlite3, a `.mcap` name ROS 2 mcap. The
+    steering samples numbered in `truth_nan` are NaN, as a CAN reader writes an invalid reading;
+    `truth_type` "other_msgs/msg/Steer" puts a type without `steering_wheel_angle` on the topic."""
     from rosbags.rosbag1 import Writer as Writer1
     from rosbags.rosbag2 import StoragePlugin
     from rosbags.rosbag2 import Writer as Writer2
@@ -71,7 +79,7 @@ def write_rig_bag(path: Path, frames: list[np.ndarray], period: float = 0.05, ji
         writer = Writer2(path.with_suffix("") if path.suffix == ".mcap" else path, version=9, storage_plugin=plugin)
     serialize = store.serialize_ros1 if ros1 else store.serialize_cdr
     image_type = "sensor_msgs/msg/Image" if raw else "sensor_msgs/msg/CompressedImage"
-    steer_type = "dbw_mkz_msgs/msg/SteeringReport"
+    steer_type = truth_type
 
     def header(stamp: float):
         sec = int(stamp)
@@ -102,8 +110,10 @@ def write_rig_bag(path: Path, frames: list[np.ndarray], period: float = 0.05, ji
             records.append((stamp + 0.002, topic, image_type, msg))
     start, end = T0 + truth_margin[0], T0 + (len(frames) - 1) * period - truth_margin[1]
     bag.truth_range = (start, end)
-    for t in np.arange(start, end + 1e-9, 1.0 / truth_hz):
-        msg = types[steer_type](header=header(float(t)), steering_wheel_angle=np.float32(steering_at(float(t))), speed=np.float32(10))
+    for n, t in enumerate(np.arange(start, end + 1e-9, 1.0 / truth_hz)):
+        value = np.float32("nan" if n in truth_nan else steering_at(float(t)))
+        fields = {"steering_wheel_angle": value, "speed": np.float32(10)} if steer_type == STEERING_TYPE else {"angle": value}
+        msg = types[steer_type](header=header(float(t)), **fields)
         records.append((float(t) + 0.001, "/vehicle/steering_report", steer_type, msg))
     records.sort(key=lambda r: r[0])
     with writer:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime import EdgeftError, first_line
-from edgeft.runtime.sources import (IMAGE_SUFFIXES, SIDE_SIGN, BagOptions, SourceOptions, is_bag, natural_key, read_bag_log,
-                                   read_log, resolve_image)
+from edgeft.runtime.sources import (IMAGE_SUFFIXES, SIDE_SIGN, BagOptions, SourceOptions, check_not_bare_bag_folder, is_bag, natural_key,
+                                    read_bag_log, read_log, resolve_image)
 
 SPLITS = ("train", "val", "test")
 AUGMENTATIONS = ("flip", "brightness")
@@ -63,6 +63,8 @@ def _plan(path: Path, val: float, test: float, seed: int, augment: tuple[str, ..
         return plan_bag(path, cameras, correction, val, test, seed, augment, bag)
     if is_driving_log(path):
         return plan_driving_log(path, cameras, correction, val, test, seed, augment)
+    if isinstance(path, Path) and path.is_dir():
+        check_not_bare_bag_folder(path)
     return plan_class_folders(path, val, test, seed, augment)
 
 
@@ -125,6 +127,8 @@ def plan_bag(bag: Path, cameras: tuple[str, ...], correction: float, val: float,
     """Steering regression from a ROS bag read as a driving log: one row per synchronised tick with
     truth; its frames are named by reference into the bag (`bag#topic@record-time`)."""
     rows = read_bag_log(str(bag), SourceOptions(bag=options))
+    if not rows:
+        raise EdgeftError(f"bag '{bag}' has no frame with ground truth to label it: none falls inside the truth topic's time range")
     present = {camera for paths, _ in rows for camera in paths}
     chosen = tuple(c for c in cameras if c in present) or tuple(sorted(present))
     return _plan_rows(rows, f"bag '{bag}'", chosen, correction, val, test, seed, augment)

@@ -52,8 +52,6 @@ def train_head(features: FeatureSet, out: Path, config: HeadConfig = HeadConfig(
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
     history = head.fit(features.x[train], y[train], validation_data=(features.x[val], y[val]) if val.any() else None,
                        epochs=config.epochs, batch_size=config.batch, callbacks=[stop], verbose=0, shuffle=True)
-    out.mkdir(parents=True, exist_ok=True)
-    head.save(out / "head.keras")
     report = {
         "task": task, "classes": classes, "config": asdict(config), "epochs_run": len(history.history["loss"]),
         "rows": {s: int(m.sum()) for s, m in (("train", train), ("val", val), ("test", test))},
@@ -61,6 +59,10 @@ def train_head(features: FeatureSet, out: Path, config: HeadConfig = HeadConfig(
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "features": {k: features.meta[k] for k in ("bundle", "model_sha256", "backbone", "backbone_identity") if k in features.meta},
     }
+    if not all(np.isfinite(v) for split in report["metrics"].values() for v in split.values()):
+        raise EdgeftError(f"training diverged: the metrics are not finite ({report['metrics']}); nothing was written")
+    out.mkdir(parents=True, exist_ok=True)
+    head.save(out / "head.keras")
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / HEAD_META).write_text(json.dumps({"task": task, "classes": classes, **report["features"]}, indent=2) + "\n")
     if classes:
@@ -102,10 +104,27 @@ def evaluate(head, x: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
 
 
 def _targets(features: FeatureSet, task: str, classes: list[str]) -> np.ndarray:
+    """The labels as training targets; any value that is not a finite number is refused (one NaN
+    label makes every loss and metric NaN, which Keras trains through without a word)."""
+    if not np.isfinite(features.x).all():
+        bad = int((~np.isfinite(features.x.reshape(len(features.x), -1))).any(axis=1).sum())
+        raise EdgeftError(f"{bad} feature rows hold NaN or infinite values: re-extract them (see the backend in features.json)")
     if task == "regression":
-        return np.array([float(v) for v in features.labels], np.float32)
+        y = np.array([_number(v) for v in features.labels], np.float32)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise EdgeftError(f"{bad.size} of {len(y)} steering labels are not finite numbers (first: row {bad[0]}, "
+                              f"'{features.labels[bad[0]]}'): fix the dataset and extract again")
+        return y
     index = {c: i for i, c in enumerate(classes)}
     missing = sorted({v for v in features.labels if v not in index})
     if missing:
         raise EdgeftError(f"labels {missing[:3]} are not among the dataset's classes {classes}")
     return np.array([index[v] for v in features.labels], np.int64)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")

@@ -51,8 +51,11 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
         raise typer.Exit(outcome.exit_code)  # 130 for Ctrl-C, 143 for SIGTERM
     if outcome.error:
         raise EdgeftError(outcome.error)
-    if outcome.stats.frames == 0 and outcome.stats.skipped and config.max_ticks != 0 and not done:
-        raise EdgeftError(f"no frame could be used: all {outcome.stats.skipped} inputs were unreadable")
+    if outcome.stats.frames == 0 and config.max_ticks != 0 and not done:
+        if outcome.stats.skipped:
+            raise EdgeftError(f"no frame could be used: all {outcome.stats.skipped} inputs were unreadable")
+        window = sources.bag.start_s is not None or sources.bag.end_s is not None
+        raise EdgeftError(f"no frame came from {', '.join(specs)}" + (" in the --start/--end window" if window else ""))
 
 
 @app.command(rich_help_panel="Running")
@@ -136,7 +139,8 @@ def topics(bag: Annotated[Path, typer.Argument(help="ROS 1 .bag, ROS 2 folder, .
         duration, found = bag_topics(str(bag))
         table = Table("topic", "type", "messages", "rate", title=f"{bag}: {duration:.1f} s", title_justify="left")
         for info in found:
-            table.add_row(info.topic, info.msgtype, str(info.count), f"{info.rate_hz:.1f} Hz")
+            count = str(info.count) if info.readable == info.count else f"{info.count} ({info.readable} readable: damaged)"
+            table.add_row(info.topic, info.msgtype, count, f"{info.rate_hz:.1f} Hz")
         stdout.print(table)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .bag import BagSource, bag_topics, frame_ref, is_bag, parse_ref, read_bag_log, split_topic
+from .bag import BagSource, bag_topics, check_not_bare_bag_folder, frame_ref, is_bag, parse_ref, read_bag_log, split_topic
 from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, StreamLost, Tick
 from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
 from .rig import Rig, open_rig
@@ -37,6 +37,8 @@ def source_kind(spec: str) -> type[Source]:
     path = Path(spec)
     if path.suffix.lower() == ".csv" or (path.is_dir() and (path / "driving_log.csv").is_file()):
         return DriveLogSource
+    if path.is_dir():
+        check_not_bare_bag_folder(path)
     if is_glob(spec) or path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource
     if path.exists():
@@ -65,7 +67,7 @@ def default_name(kind: type[Source], body: str) -> str:
 
 
 __all__ = [
-    "BagOptions", "BagSource", "FrameReader", "bag_topics", "frame_ref", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "Listed", "is_uri", "location", "parse_video_ref", "ref_file", "video_ref", "LogRow", "Source",
+    "BagOptions", "BagSource", "FrameReader", "bag_topics", "check_not_bare_bag_folder", "frame_ref", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "Listed", "is_uri", "location", "parse_video_ref", "ref_file", "video_ref", "LogRow", "Source",
     "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
     "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
 ]

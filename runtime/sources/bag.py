@@ -36,6 +36,14 @@ def is_bag(path: str) -> bool:
     return p.suffix.lower() in SUFFIXES or (p.is_dir() and (p / "metadata.yaml").is_file())
 
 
+def check_not_bare_bag_folder(folder: Path) -> None:
+    """A rosbag2 folder that lost its metadata.yaml is not an image folder: say what it is."""
+    storage = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".db3", ".mcap"))
+    if storage:
+        raise SourceError(f"'{folder}' looks like a ROS 2 bag folder without its metadata.yaml ({storage[0]}): "
+                          f"pass the file itself, --source '{folder / storage[0]}'")
+
+
 def split_topic(spec: str) -> tuple[str, str | None]:
     """`drive.bag#/front/image_raw` -> ('drive.bag', '/front/image_raw')."""
     path, _, topic = spec.partition("#")
@@ -64,8 +72,9 @@ def open_reader(path: str):
 class TopicInfo:
     topic: str
     msgtype: str
-    count: int
+    count: int  # as the bag's own index or summary announces
     rate_hz: float  # (count - 1) / (last - first record time); 0 for a single message
+    readable: int  # messages actually read: fewer than `count` means the file is damaged
 
 
 def bag_topics(path: str) -> tuple[float, list[TopicInfo]]:
@@ -75,16 +84,19 @@ def bag_topics(path: str) -> tuple[float, list[TopicInfo]]:
     try:
         first: dict[str, int] = {}
         last: dict[str, int] = {}
+        read: dict[str, int] = {}
         try:
             for connection, log_time, _ in reader.messages():
                 first.setdefault(connection.topic, log_time)
                 last[connection.topic] = log_time
+                read[connection.topic] = read.get(connection.topic, 0) + 1
         except Exception as exc:  # noqa: BLE001 - the storage layers' own errors
             raise SourceError(f"bag '{path}' is damaged: {first_line(exc)}") from None
         found = []
         for topic, info in sorted(reader.topics.items()):
             span = (last.get(topic, 0) - first.get(topic, 0)) / 1e9
-            found.append(TopicInfo(topic, info.msgtype, info.msgcount, (info.msgcount - 1) / span if span > 0 else 0.0))
+            found.append(TopicInfo(topic, info.msgtype, info.msgcount, (info.msgcount - 1) / span if span > 0 else 0.0,
+                                   read.get(topic, 0)))
         return reader.duration / 1e9, found
     finally:
         reader.close()
@@ -136,7 +148,10 @@ def field_value(msg: Any, path: str) -> float:
         if not hasattr(value, part):
             raise SourceError(f"truth field '{path}' not found in {type(msg).__name__} (no '{part}')")
         value = getattr(value, part)
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"truth field '{path}' of {type(msg).__name__} is not a number ({type(value).__name__})") from None
 
 
 def stamp_of(msg: Any, log_time_ns: int) -> float:
@@ -169,8 +184,9 @@ class BagSource(Source):
     def _open(self) -> None:
         self._reader = open_reader(self.path)
         try:
+            self._check_window()
             self.cameras = choose_cameras(self._reader, self.named, self.path)
-            self.truth = choose_truth(self._reader, self.bag, self.path)
+            self.truth = self._usable_truth(choose_truth(self._reader, self.bag, self.path))
         except SourceError:
             self._reader.close()
             raise
@@ -178,6 +194,33 @@ class BagSource(Source):
         self._first_stamp: float | None = None
         self._skews = Histogram(low=1e-6, high=10.0)  # seconds; fixed-size however long the bag
         self._sync: Synchroniser | None = None
+        self._track: TruthTrack | None = None
+        self._short: list[str] = []  # topics that gave fewer messages than the bag announces
+
+    def _check_window(self) -> None:
+        duration = self._reader.duration / 1e9
+        if self.bag.start_s is not None and self.bag.start_s >= duration:
+            raise SourceError(f"--start {self.bag.start_s:g} s is past the end of bag '{self.path}' ({duration:.1f} s long)")
+
+    def _usable_truth(self, truth: tuple[str, str] | None) -> tuple[str, str] | None:
+        """The truth topic and field, checked on its first message: a field that is missing is an
+        error when it was asked for, and a warning (no truth) when it was only Udacity's default."""
+        if truth is None:
+            return None
+        topic, field = truth
+        connections = [c for c in self._reader.connections if c.topic == topic]
+        try:
+            first = next(self._reader.messages(connections=connections), None)
+            if first is not None:
+                field_value(self._reader.deserialize(first[2], first[0].msgtype), field)
+        except SourceError as exc:
+            if self.bag.truth_topic or self.bag.truth_field:
+                raise
+            log.warning("edgeft: %s: no ground truth: %s on %s", self.name, exc, topic)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the storage layers' own errors; reading will say them too
+            raise SourceError(f"bag '{self.path}' is damaged: {first_line(exc)}") from None
+        return truth
 
     def _close(self) -> None:
         self._ticks.close()
@@ -207,12 +250,21 @@ class BagSource(Source):
 
     def end_notes(self) -> list[str]:
         sync = self._sync
-        if sync is None or len(self.cameras) < 2:
-            return []
+        if sync is None or len(self.cameras) < 2 or sync.tolerance is None:
+            return self.fault_notes()
         p50, p99 = self._skews.percentiles((50, 99)) if self._skews.count else (0.0, 0.0)
         policy = "skipped" if self.bag.skip_incomplete else "run on the cameras present"
-        return [f"{self.name}: {len(self.cameras)} cameras paired within ±{sync.tolerance * 1000:.1f} ms; cross-camera skew "
-                f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {sync.incomplete} incomplete ticks ({policy})"]
+        return self.fault_notes() + [
+            f"{self.name}: {len(self.cameras)} cameras paired within ±{sync.tolerance * 1000:.1f} ms; cross-camera skew "
+            f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {sync.incomplete} incomplete ticks ({policy})"]
+
+    def fault_notes(self) -> list[str]:
+        """What the bag did not deliver as it announced: lost messages, truth that was not finite."""
+        notes = list(self._short)
+        if self._track is not None and self._track.not_finite:
+            notes.append(f"{self.name}: {self._track.not_finite} truth samples on {self.truth[0]} were not finite "
+                         "(NaN or infinite) and were left out")
+        return notes
 
     def _frame(self, index: int, camera: str, stamp: float, recorded: Recorded, truth: float | None) -> Frame | None:
         try:
@@ -229,7 +281,8 @@ class BagSource(Source):
         for its camera window to close and, when there is a truth topic, for a truth sample past it."""
         topics = {topic: camera for camera, topic in self.cameras.items()}
         self._sync = sync = Synchroniser(list(self.cameras), self.bag.tolerance_s, self.bag.skip_incomplete)
-        truth, pending, now, index = TruthTrack(), deque(), float("-inf"), 0
+        self._track = truth = TruthTrack()
+        pending, now, index = deque(), float("-inf"), 0
         for topic, log_time, msg in self._messages([*topics, *([self.truth[0]] if self.truth else [])]):
             stamp = stamp_of(msg, log_time)
             now = max(now, stamp)
@@ -261,7 +314,7 @@ class BagSource(Source):
         connections = [c for c in reader.connections if c.topic in topics]
         start = reader.start_time + int(self.bag.start_s * 1e9) if self.bag.start_s is not None else None
         stop = reader.start_time + int(self.bag.end_s * 1e9) if self.bag.end_s is not None else None
-        count = 0
+        counts = dict.fromkeys(topics, 0)
         try:
             for connection, log_time, raw in reader.messages(connections=connections, start=start, stop=stop):
                 try:
@@ -269,12 +322,25 @@ class BagSource(Source):
                 except KeyError:
                     raise SourceError(f"bag '{self.path}': cannot decode {connection.topic} ({connection.msgtype}): "
                                       "its message definition is not in the bag") from None
-                count += 1
+                counts[connection.topic] += 1
                 yield connection.topic, log_time, msg
         except SourceError:
             raise
         except Exception as exc:  # noqa: BLE001 - the storage layers raise their own errors mid-stream
-            raise SourceError(f"bag '{self.path}' is damaged after {count} messages: {first_line(exc)}") from None
+            raise SourceError(f"bag '{self.path}' is damaged after {sum(counts.values())} messages: {first_line(exc)}") from None
+        if start is None and stop is None:
+            self._check_counts(counts)
+
+    def _check_counts(self, counts: dict[str, int]) -> None:
+        """A whole read must give what the bag's own summary announces: damage that no checksum
+        catches (rosbags writes MCAP chunks with a CRC of 0) loses messages silently otherwise."""
+        short = {t: (self._reader.topics[t].msgcount, n) for t, n in counts.items() if n < self._reader.topics[t].msgcount}
+        cameras = set(self.cameras.values())
+        if short and all(counts[t] == 0 for t in cameras):
+            listed = ", ".join(f"{t} {announced}" for t, (announced, _) in short.items() if t in cameras)
+            raise SourceError(f"bag '{self.path}' is damaged: it announces messages ({listed}) but none could be read")
+        self._short = [f"{self.name}: bag '{self.path}' is damaged: {t} gave {n} of the {announced} messages it announces"
+                       for t, (announced, n) in short.items()]
 
 
 
@@ -303,6 +369,8 @@ def read_bag_log(path: str, options: SourceOptions) -> list[tuple[dict[str, str]
             value = truth.get("center", truth[tick.frames[0].camera])
             if value is not None:
                 rows.append((paths, value))
+        for note in source.fault_notes():
+            log.warning("edgeft: %s", note)
         return rows
     finally:
         source.close()

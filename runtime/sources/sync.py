@@ -12,6 +12,7 @@ run on the cameras present, by policy, and counted. A far frame is never paired.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
@@ -83,8 +84,11 @@ class Synchroniser:
         """Half the median frame period, once every camera has shown a few frames (or the input ended)."""
         if self.tolerance is not None:
             return True
-        if not self.finished and any(len(s) < WARMUP_FRAMES for c, s in self._warmup.items() if self._latest[c] > self.now - STALL_S):
-            return False
+        if not self.finished:
+            if self.now == float("-inf"):  # no frame yet (another topic's message came first): nothing to measure
+                return False
+            if any(len(s) < WARMUP_FRAMES for c, s in self._warmup.items() if self._latest[c] > self.now - STALL_S):
+                return False
         periods = [statistics.median(b - a for a, b in zip(s, s[1:])) for s in self._warmup.values() if len(s) > 2]
         self.tolerance = 0.5 * statistics.median(periods) if periods else 0.05
         self._warmup.clear()
@@ -110,14 +114,20 @@ class Synchroniser:
 
 class TruthTrack:
     """A scalar signal (say, steering) sampled at its own rate, read at any stamp by linear
-    interpolation; None outside the samples' time range. Old samples are let go."""
+    interpolation; None outside the samples' time range. Old samples are let go. A sample that
+    is not finite (NaN, infinity) is no measurement: it is left out and counted, so it cannot
+    spread into the frames around it."""
 
     def __init__(self) -> None:
         self._samples: deque[tuple[float, float]] = deque()
         self.finished = False
         self.seen = 0
+        self.not_finite = 0
 
     def add(self, stamp: float, value: float) -> None:
+        if not math.isfinite(value):
+            self.not_finite += 1
+            return
         if self._samples and stamp < self._samples[-1][0]:
             return  # out of order: keep the signal monotonic in time
         self._samples.append((stamp, value))
