@@ -52,7 +52,7 @@ def load_bundle(path: str | Path) -> Bundle:
     A model that keeps tensors in other files is refused: those bytes are covered by no hash."""
     folder = Path(path)
     manifest = read_manifest(folder)
-    model_path = folder / MODEL_FILE
+    model_path = _inside(folder, MODEL_FILE)
     if not model_path.is_file():
         raise BundleError(f"bundle '{folder}' has no {MODEL_FILE}")
     actual = sha256_file(model_path)
@@ -63,10 +63,19 @@ def load_bundle(path: str | Path) -> Bundle:
         )
     check_model_facts(folder, manifest, scan(model_path))
     if manifest.proof is not None:
-        proof = folder / manifest.proof.file
+        proof = _inside(folder, manifest.proof.file)
         if not proof.is_file() or sha256_file(proof) != manifest.proof.sha256:
             raise BundleError(f"{proof} is missing or does not match its manifest: the probes were modified; re-export it")
     return Bundle(folder, manifest, model_path)
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """`folder / name`, refused if it leads out of the bundle (a link to elsewhere): every byte
+    a bundle runs or is proved with lies in its own folder."""
+    path = folder / name
+    if path.exists() and not path.resolve().is_relative_to(folder.resolve()):
+        raise BundleError(f"{path} leads out of the bundle (to {path.resolve()}): a bundle's files must be its own")
+    return path
 
 
 def check_model_facts(where: Path, manifest: Manifest, facts: OnnxFacts) -> None:

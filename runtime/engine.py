@@ -56,8 +56,10 @@ class Prediction:
 
 class Engine:
     """One verified bundle on one backend. `device="auto"` tries the candidates of the rule in
-    `backends` in order, re-proving each that differs from the bundle as stored; with
-    `verify=True` the chosen backend is re-proved too, and refused if it falls short."""
+    `backends` in order, re-proving each that differs from the bundle as stored; a device and
+    precision asked for by name that differ from it are proved the same way (a passing record of
+    the same check on this machine stands in: `verified`). With `verify=True` the chosen backend is
+    proved afresh, and refused if it falls short."""
 
     def __init__(self, bundle: Bundle, config: EngineConfig = EngineConfig()):
         self.bundle = bundle
@@ -70,8 +72,11 @@ class Engine:
         if config.device == "auto":
             self._choose(config)
         else:
-            self._use(open_backend(bundle.model, self.manifest, Target(config.device, config.precision), config.threads,
-                                   config.strict, config.cache_dir, config.io_binding))
+            target = Target(config.device, config.precision)
+            self._use(open_backend(bundle.model, self.manifest, target, config.threads, config.strict, config.cache_dir,
+                                   config.io_binding))
+            if needs_proof(target, self.manifest) and self.manifest.proof is not None:  # asked for by name: proved as auto's are
+                self.verification = verify(self, config.thresholds, reuse=not config.verify)
         if config.verify and self.verification is None:
             self.verification = verify(self, config.thresholds)
         log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
@@ -90,8 +95,8 @@ class Engine:
             try:
                 self._use(open_backend(self.bundle.model, self.manifest, target, config.threads, False, config.cache_dir,
                                        config.io_binding))
-                if needs_proof(target, self.manifest):
-                    self.verification = verify(self, config.thresholds)
+                if needs_proof(target, self.manifest):  # a record of the same check here stands in, unless verify asks afresh
+                    self.verification = verify(self, config.thresholds, reuse=not config.verify)
                 return
             except (ProviderError, VerificationError, BundleError) as exc:
                 if target == Target("cpu"):

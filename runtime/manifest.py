@@ -223,7 +223,8 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
         item = typing.get_args(tp)[0]
         return tuple(_parse(item, v, f"{where}[{i}]") for i, v in enumerate(_expect(list, value, where, "a list")))
     if origin is dict:
-        return dict(_expect(dict, value, where, "an object"))
+        item = typing.get_args(tp)[1]
+        return {k: _parse(item, v, f"{where}.{k}") for k, v in _expect(dict, value, where, "an object").items()}
     return _parse_scalar(tp, value, where)
 
 
@@ -248,7 +249,10 @@ def _parse_dataclass(tp: Any, value: Any, where: str) -> Any:
 def _parse_union(options: tuple, value: Any, where: str) -> Any:
     if value is None and type(None) in options:
         return None
-    for option in (o for o in options if o is not type(None)):
+    present = [o for o in options if o is not type(None)]
+    if len(present) == 1:  # X | None: X's own error, which names the field inside it
+        return _parse(present[0], value, where)
+    for option in present:
         try:
             return _parse(option, value, where)
         except BundleError:
@@ -279,7 +283,20 @@ def _check_consistency(m: Manifest, origin: str) -> None:
         raise BundleError(f"{origin}: outputs must include one with role 'features'")
     if len({o.name for o in m.outputs}) != len(m.outputs):
         raise BundleError(f"{origin}: output names must be unique")
+    if m.proof is not None:
+        _check_proof(m.proof, origin)
     if m.task == "classification" and m.labels:
         classes = m.output("prediction").shape[-1] if m.output("prediction") else None
         if classes != len(m.labels):
             raise BundleError(f"{origin}: {len(m.labels)} labels for {classes} classes")
+
+
+def _check_proof(proof: Proof, origin: str) -> None:
+    """The probe file is a file of the bundle (a plain name, as model.onnx is: never a path
+    out of it), and its bars are within the bounds a verification may be held to."""
+    from .proof import check_thresholds
+
+    name = proof.file
+    if not name or name in (".", "..") or "/" in name or "\\" in name or ":" in name:
+        raise BundleError(f"{origin}: proof.file {name!r} must be the name of a file inside the bundle")
+    check_thresholds(proof.thresholds, f"{origin}: proof.thresholds")

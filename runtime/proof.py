@@ -10,19 +10,24 @@ precision actually running: FP32 by max relative error, BF16 / FP16 / INT8 by fe
 from __future__ import annotations
 
 import io
-import json
-import os
+import math
 import time
-from dataclasses import asdict, dataclass, field
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeftError
+from .errors import BundleError, EdgeftError
+from .verified import record, reusable
 
 PROOF_FILE = "proof.npz"
 THRESHOLDS = {"fp32_max_rel": 1e-4, "bf16_min_cosine": 0.999, "fp16_min_cosine": 0.999, "int8_min_cosine": 0.99,
               "min_top1": 0.95}
+# The loosest bars a bundle or a caller may set (lower, upper): a manifest is hashed by nothing, so
+# a bar lowered until anything passes (cosine 0.5) is refused rather than trusted.
+BOUNDS = {"fp32_max_rel": (1e-9, 1e-2), "bf16_min_cosine": (0.99, 1.0), "fp16_min_cosine": (0.99, 1.0),
+          "int8_min_cosine": (0.9, 1.0), "min_top1": (0.5, 1.0)}
 
 
 class VerificationError(EdgeftError):
@@ -79,10 +84,35 @@ class ProofData:
     reference: dict[str, np.ndarray]
 
 
-def read_proof(path: Path) -> ProofData:
-    with np.load(path) as data:
-        reference = {k[4:]: data[k] for k in data.files if k.startswith("ref/")}
-        return ProofData(data["probes"], data["holdout"].astype(bool), reference)
+def check_thresholds(thresholds: dict, where: str, error: type[EdgeftError] = BundleError) -> None:
+    """Every bar a known name, a number, and inside BOUNDS."""
+    for name, value in thresholds.items():
+        if name not in BOUNDS:
+            raise error(f"{where}: unknown threshold '{name}' (known: {', '.join(BOUNDS)})")
+        low, high = BOUNDS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
+            raise error(f"{where}: {name} {value!r} is refused: it must be a number from {low:g} to {high:g}")
+
+
+def read_proof(path: Path, manifest) -> ProofData:
+    """The probes and references, each checked against the manifest (shapes, outputs), so that a
+    proof file that passed its hash yet holds the wrong arrays is one error, not a KeyError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"{path} cannot be read as probes ({exc}): re-export the bundle") from None
+    spec = manifest.input
+    probes, holdout = arrays.get("probes"), arrays.get("holdout")
+    if probes is None or probes.dtype != np.uint8 or probes.shape[1:] != (spec.height, spec.width, 3):
+        raise BundleError(f"{path} holds no uint8 probes of {spec.height}x{spec.width}x3: re-export the bundle")
+    if holdout is None or holdout.shape != (len(probes),):
+        raise BundleError(f"{path} holds no held-out mask for its {len(probes)} probes: re-export the bundle")
+    reference = {k[4:]: v for k, v in arrays.items() if k.startswith("ref/")}
+    for name in (o.name for o in manifest.outputs if o.role in ("features", "prediction")):
+        if name not in reference or len(reference[name]) != len(probes):
+            raise BundleError(f"{path} holds no reference '{name}' outputs for its {len(probes)} probes: re-export the bundle")
+    return ProofData(probes, holdout.astype(bool), reference)
 
 
 @dataclass(frozen=True)
@@ -95,10 +125,13 @@ class Verification:
     thresholds: dict[str, float]
     probes: int
     checked_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    bar: str = ""  # the thresholds that applied, as a reader checks them: "max_rel <= 0.0001"
+    reused: bool = False  # a passing record of this very check on this machine, not run again
 
     def summary(self) -> str:
         numbers = ", ".join(f"{k} {v:.6g}" for k, v in self.agreement.items())
-        return f"{self.backend} on {self.probes} probes: {numbers} -> {'passed' if self.passed else 'FAILED'}"
+        when = f" (proved on this machine at {self.checked_at}, reused)" if self.reused else ""
+        return f"{self.backend} on {self.probes} probes: {numbers}; bar {self.bar} -> {'passed' if self.passed else 'FAILED'}{when}"
 
 
 def check(precision: str, reference: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str,
@@ -112,54 +145,34 @@ def check(precision: str, reference: dict[str, np.ndarray], got: dict[str, np.nd
     return "feature cosine", agreement, shortfalls(agreement, thresholds[f"{precision}_min_cosine"], thresholds["min_top1"])
 
 
-def verify(engine, thresholds: dict[str, float] | None = None) -> Verification:
-    """Run the bundle's probes through `engine`; raise VerificationError when it falls short."""
+def bar(precision: str, thresholds: dict[str, float], task: str) -> str:
+    """The thresholds `check` holds `precision` to, as they are printed."""
+    if precision == "fp32":
+        return f"max_rel <= {thresholds['fp32_max_rel']:g}"
+    text = f"feature cosine >= {thresholds[f'{precision}_min_cosine']:g}"
+    return text + (f", top-1 >= {thresholds['min_top1']:g}" if task == "classification" else "")
+
+
+def verify(engine, thresholds: dict[str, float] | None = None, reuse: bool = False) -> Verification:
+    """Run the bundle's probes through `engine`; raise VerificationError when it falls short.
+    With `reuse`, a passing record of the same check on this machine stands in for running it."""
     manifest = engine.manifest
     if manifest.proof is None:
         raise VerificationError(f"bundle '{engine.bundle.path}' carries no probes to verify with: re-export it")
-    proof = read_proof(engine.bundle.path / manifest.proof.file)
+    check_thresholds(thresholds or {}, "verification threshold", VerificationError)
     limits = {**THRESHOLDS, **manifest.proof.thresholds, **(thresholds or {})}
+    if reuse and (earlier := reusable(manifest.model_sha256, engine.provider, engine.precision, limits, Verification)):
+        return earlier
+    proof = read_proof(engine.bundle.path / manifest.proof.file, manifest)
     # INT8 is held to frames like the ones it was calibrated for (held out from that source), where there are some.
     select = proof.holdout if engine.precision == "int8" and proof.holdout.any() else slice(None)
     probes, reference = proof.probes[select], {k: v[select] for k, v in proof.reference.items()}
     got = engine.run(probes)
     measure, agreement, low = check(engine.precision, reference, {k: got[k] for k in reference}, manifest.task, limits)
-    result = Verification(engine.provider, engine.precision, not low, measure, agreement, limits, len(probes))
+    result = Verification(engine.provider, engine.precision, not low, measure, agreement, limits, len(probes),
+                          bar=bar(engine.precision, limits, manifest.task))
     record(manifest.model_sha256, result)
     if low:
         raise VerificationError(f"{engine.provider} disagrees with the bundle's FP32 reference: "
                                 f"{'; '.join(low)}; refused")
     return result
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EDGEFT_CACHE") or Path.home() / ".cache" / "edgeft")
-
-
-def _records_path(model_sha256: str) -> Path:
-    return cache_root() / "verified" / f"{model_sha256[:32]}.json"
-
-
-def record(model_sha256: str, result: Verification) -> None:
-    """Keep the newest result per backend and precision for this model on this machine (for inspect);
-    a cache that cannot be written is no reason to fail a run."""
-    from .cpu import cpu_info
-
-    path = _records_path(model_sha256)
-    try:
-        records = recorded(model_sha256)
-        records[result.backend] = {**asdict(result), "cpu": cpu_info().model}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(records, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-def recorded(model_sha256: str) -> dict[str, dict]:
-    path = _records_path(model_sha256)
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}

@@ -13,7 +13,8 @@ import pytest
 from edgeft.runtime import BundleError, Engine, EngineConfig, ProviderError, load_bundle
 from edgeft.runtime.backends import Target, auto_targets
 from edgeft.runtime.cpu import CpuInfo, cpu_info
-from edgeft.runtime.proof import VerificationError, recorded, verify
+from edgeft.runtime.proof import VerificationError, verify
+from edgeft.runtime.verified import recorded
 
 from helpers import edgeft
 

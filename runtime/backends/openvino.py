@@ -95,7 +95,7 @@ class OpenVinoBackend:
 def _cache_folder(root: Path | None, model_sha256: str, version: str) -> Path | None:
     """Compiled blobs for this model and this OpenVINO only (see the module docstring); None where
     no cache can be written (that costs start-up time, not the run)."""
-    from ..proof import cache_root
+    from ..verified import cache_root
 
     folder = (root or cache_root() / "openvino") / f"ov-{model_sha256[:24]}-{version.split('-')[0]}"
     try:
