@@ -74,16 +74,17 @@ class Engine:
         else:
             target = Target(config.device, config.precision)
             self._use(open_backend(bundle.model, self.manifest, target, config.threads, config.strict, config.cache_dir,
-                                   config.io_binding))
+                                   config.io_binding), target)
             if needs_proof(target, self.manifest) and self.manifest.proof is not None:  # asked for by name: proved as auto's are
                 self.verification = verify(self, config.thresholds, reuse=not config.verify)
         if config.verify and self.verification is None:
             self.verification = verify(self, config.thresholds)
         log.info("edgeft: running %s on %s", bundle.path.name, self.provider)
 
-    def _use(self, backend: Backend) -> None:
+    def _use(self, backend: Backend, target: Target) -> None:
         _check_graph_matches_manifest(backend, self.bundle)
         self.backend, self.precision = backend, backend.precision
+        self.target = target  # what was asked of the backend (auto's choice among them): another process can ask the same
         # what runs, as logs and summaries name it: "CPUExecutionProvider fp32", "OpenVINO CPU bf16"
         self.provider = backend.label if backend.precision in backend.label else f"{backend.label} {backend.precision}"
         self.io_binding = backend.io_binding
@@ -94,7 +95,7 @@ class Engine:
         for target in auto_targets(self.manifest):
             try:
                 self._use(open_backend(self.bundle.model, self.manifest, target, config.threads, False, config.cache_dir,
-                                       config.io_binding))
+                                       config.io_binding), target)
                 if needs_proof(target, self.manifest):  # a record of the same check here stands in, unless verify asks afresh
                     self.verification = verify(self, config.thresholds, reuse=not config.verify)
                 return
@@ -112,6 +113,12 @@ class Engine:
         config = EngineConfig(device=device, precision=precision, threads=threads, strict=strict, cache_dir=cache,
                               io_binding=io_binding, verify=verify)
         return cls(load_bundle(path), config)
+
+    @property
+    def computed_by(self) -> dict[str, str]:
+        """What features computed here depend on, as a features folder records it: outputs of two
+        engines are interchangeable only when these agree (the CPU is recorded beside, not compared)."""
+        return {"device": self.target.device, "precision": self.precision, "backend": self.provider}
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray]) -> Prediction:
         """Run BGR uint8 frame(s) of any size; one H x W x C frame in gives unbatched outputs."""

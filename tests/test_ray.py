@@ -151,7 +151,8 @@ def test_a_node_that_cannot_see_the_data_is_named(bundle, tmp_path) -> None:
     with LoopbackCluster() as blind:
         blind.start(workers=1, head_cpus=0, hide=tmp_path / "data")  # every actor lands on the node that sees an empty folder
         proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "out", "--ray", blind.address, env=driver_env())
-    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line: no Ray log, no traceback
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip() and not line.startswith("edgeft: running ")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr  # one line (beside the backend's): no Ray log, no traceback
     assert re.search(rf"node [0-9a-f]{{8}} \(.+\) cannot read '{re.escape(str(data))}/\w+/[^']+', which the driver can: give the "
                      "workers a path every node sees", proc.stderr), proc.stderr
 
@@ -230,3 +231,64 @@ def test_local_cluster_and_bad_addresses(bundle, tmp_path) -> None:
     proc = edgeft("extract", "--source", "camera0", "--model", bundle, "--out", tmp_path / "cam", "--ray", "127.0.0.2:1", env=driver_env())
     assert proc.returncode == 1 and "'camera0' is live (a camera, a stream, or --rate): extract it on this machine" in proc.stderr
     assert not (tmp_path / "cam").exists()
+
+
+@pytest.fixture(scope="module")
+def proved_bundle(tmp_path_factory) -> Path:
+    """With probes, so that --device auto may pick OpenVINO BF16 on a CPU that has it."""
+    return write_tiny_bundle(tmp_path_factory.mktemp("ray-proved") / "tiny", proof=True)
+
+
+def test_ray_runs_the_drivers_choice_of_backend_and_records_it(cluster, proved_bundle, tmp_path) -> None:
+    """`--device auto` on one process and on the cluster: the same backend and precision (OpenVINO
+    BF16 where the CPU has it), recorded in features.json, the same features."""
+    import json
+
+    from edgeft.runtime import Engine
+
+    data = class_folders(tmp_path / "data", per_class=12)
+    args = ["extract", data, "--model", proved_bundle, "--rows-per-shard", 8]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", cluster.address, env=driver_env())
+    assert proc.returncode == 0, proc.stderr
+    same_features(tmp_path / "ray", tmp_path / "local")
+    meta = json.loads((tmp_path / "ray" / "features.json").read_text())
+    chosen = Engine.load(proved_bundle)  # what auto picks on this machine
+    assert meta["computed_by"] == {"device": chosen.target.device, "precision": chosen.precision, "backend": chosen.provider}
+    assert meta["computed_on"].startswith(__import__("edgeft.runtime.cpu", fromlist=["cpu_info"]).cpu_info().model)
+
+
+def test_no_bundle_copy_is_left_behind_on_the_workers(bundle, tmp_path) -> None:
+    scratch = tmp_path / "worker-tmp"
+    scratch.mkdir()
+    data = class_folders(tmp_path / "data", per_class=6)
+    with LoopbackCluster(env={"TMPDIR": str(scratch)}) as own:
+        own.start(workers=1)
+        proc = edgeft("extract", data, "--model", bundle, "--out", tmp_path / "out", "--ray", own.address, env=driver_env())
+        assert proc.returncode == 0, proc.stderr
+        assert not list(scratch.glob("edgeft-bundle-*"))  # while the actors are still alive, too
+
+
+def test_losing_the_head_mid_job_is_said_and_the_job_resumes(bundle, tmp_path) -> None:
+    data = big_dataset(tmp_path / "data", per_class=500)
+    args = ["extract", data, "--model", bundle, "--rows-per-shard", 16, "--batch", 8]
+    assert edgeft(*args, "--out", tmp_path / "local").returncode == 0
+    with LoopbackCluster() as doomed:
+        doomed.start(workers=1)
+        proc = subprocess.Popen([sys.executable, "-m", "edgeft", *map(str, args), "--out", str(tmp_path / "ray"), "--ray",
+                                 doomed.address], env=driver_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_shards(tmp_path / "ray", 2, proc)
+        assert proc.poll() is None, "the job ended before the head could be killed"
+        doomed.kill(doomed.nodes[0])  # the head: GCS, raylet and its actors
+        began = time.monotonic()
+        _, errors = proc.communicate(timeout=120)
+        took = time.monotonic() - began
+    assert proc.returncode == 1 and took < 60, (took, errors)
+    lines = [line for line in errors.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: lost the Ray cluster's head") and "--resume" in lines[-1], errors
+    assert "Traceback" not in errors
+    with LoopbackCluster() as again:
+        again.start(workers=1)
+        proc = edgeft(*args, "--out", tmp_path / "ray", "--ray", again.address, "--resume", env=driver_env())
+    assert proc.returncode == 0, proc.stderr
+    same_features(tmp_path / "ray", tmp_path / "local")

@@ -105,3 +105,19 @@ def test_folders_written_before_the_formats_were_one_still_load(bundle, tmp_path
     (run / "index.csv").write_text("frame,source,t_capture,shard,row\n0,cam,1.0,shard-00000.npy,0\n1,cam,2.0,shard-00000.npy,1\n")
     _, keys, rows = read_features(run)
     assert [k["frame"] for k in keys] == ["0", "1"] and rows.shape == (2, 3)
+
+
+def test_resume_refuses_to_mix_backends_or_precisions(tmp_path) -> None:
+    """A folder started on one backend is never continued on another: pass the same --device and
+    --precision, or start over."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    bundle = write_tiny_bundle(tmp_path / "tiny", proof=True)
+    data = class_folders(tmp_path / "data", per_class=8)
+    args = ["extract", data, "--model", bundle, "--out", tmp_path / "feat", "--rows-per-shard", 4]
+    assert edgeft(*args, "--device", "cpu").returncode == 0
+    (tmp_path / "feat" / "shard-00001.npy").unlink()
+    proc = edgeft(*args, "--device", "openvino", "--precision", "fp32", "--resume")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "computed with CPUExecutionProvider fp32 and this run would use OpenVINO CPU fp32" in proc.stderr, proc.stderr
+    assert "--device cpu --precision fp32" in proc.stderr
+    assert edgeft(*args, "--device", "cpu", "--resume").returncode == 0

@@ -90,3 +90,19 @@ def test_an_extraction_with_no_readable_image_fails(bundle, tmp_path) -> None:
             (tmp_path / "data" / name / f"{i}.png").write_bytes(b"not a png")
     proc = edgeft("extract", tmp_path / "data", "--model", bundle, "--out", tmp_path / "feat")
     assert proc.returncode == 1 and "none of the 6 planned images could be read" in proc.stderr
+
+
+def test_a_cut_video_lists_only_the_frames_it_holds(tmp_path) -> None:
+    """What a cluster is handed (`Source.listing`) is what a run would read, not the header's count."""
+    from edgeft.runtime.sources import open_source
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(100):
+        writer.write(np.full((48, 64, 3), i, np.uint8))
+    writer.release()
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with open_source(str(clip)) as source:
+        listed = [frame.index for tick in source.listing() for frame in tick]
+        read = [frame.index for tick in iter(source.read, None) for frame in tick]
+    assert listed == read and 0 < len(read) < 100

@@ -58,16 +58,18 @@ Featurize = Callable[[list[Shard]], Iterator[tuple[int, np.ndarray, int]]]  # ->
 def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: ExtractConfig = ExtractConfig(),
             progress: Callable[[int, int], None] = lambda done, total: None) -> int:
     """Fill `out` with features of every planned item, in this process; returns the number of unreadable images."""
-    return write_features(engine.manifest, plan, out, settings, config, local_features(engine, config.batch), progress)
+    return write_features(engine.manifest, engine.computed_by, plan, out, settings, config, local_features(engine, config.batch),
+                          progress)
 
 
-def write_features(manifest: Manifest, plan: Plan, out: Path, settings: dict, config: ExtractConfig, featurize: Featurize,
-                   progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+def write_features(manifest: Manifest, computed_by: dict, plan: Plan, out: Path, settings: dict, config: ExtractConfig,
+                   featurize: Featurize, progress: Callable[[int, int], None] = lambda done, total: None) -> int:
     """The plan's shards that are missing or incomplete, computed by `featurize` (this process, or
-    a Ray cluster) and written whole; returns the number of unreadable images."""
+    a Ray cluster, both with the engine `computed_by` names) and written whole; returns the number
+    of unreadable images."""
     if manifest.output("features") is None:
         raise EdgeftError("the bundle has no features output")
-    meta = features_meta(manifest, ITEM_COLUMNS, config.rows_per_shard, task=plan.task, classes=list(plan.classes),
+    meta = features_meta(manifest, ITEM_COLUMNS, config.rows_per_shard, computed_by, task=plan.task, classes=list(plan.classes),
                          rows=len(plan.items), skipped_files=plan.skipped, **settings)
     writer = ShardWriter(out, meta, SinkOptions(resume=config.resume, force=config.force), what="extract --out")
     try:

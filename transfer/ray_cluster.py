@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ class RayConfig:
     cpus_per_actor: int = 1  # onnxruntime threads per actor
     batch: int | None = None  # frames per map_batches call; default: extract's --batch
     connect_timeout_s: float = 15.0
+    head_lost_s: float = 10.0  # the head's GCS unreachable this long mid-job: the job stops, and says so
 
 
 @dataclass
@@ -93,6 +95,7 @@ def cluster_session(config: RayConfig, report: RayReport) -> Iterator[None]:
     import ray
 
     start = time.perf_counter()
+    watch = HeadWatch(ray.get_runtime_context().gcs_address, config.head_lost_s)
     try:
         # Ray's driver prints cluster events ("(raylet) ... will be retried") to sys.stdout: stdout is for our results
         with contextlib.redirect_stdout(sys.stderr):
@@ -102,8 +105,45 @@ def cluster_session(config: RayConfig, report: RayReport) -> Iterator[None]:
             raise
         raise RayError(_worker_message(exc)) from None
     finally:
+        watch.stop()
         report.seconds = time.perf_counter() - start
         ray.shutdown()
+
+
+class HeadWatch(threading.Thread):
+    """Ray's driver, once the head's GCS is gone, waits about a minute and then ends the process
+    from C++ with exit code 1 and not a word. This watch connects to the GCS every second and,
+    when it has been unreachable for `lost_s`, says what happened and ends the job itself: the
+    features folder holds every shard finished so far (shards are written whole), so the same
+    command with --resume continues it."""
+
+    def __init__(self, address: str, lost_s: float):
+        super().__init__(name="edgeft-ray-head-watch", daemon=True)
+        host, _, port = address.rpartition(":")
+        self.host, self.port, self.lost_s = host, int(port), lost_s
+        self._stopped = threading.Event()
+        self.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        since = None
+        while not self._stopped.wait(1.0):
+            try:
+                socket.create_connection((self.host, self.port), timeout=1.0).close()
+                since = None
+            except OSError:
+                since = since or time.monotonic()
+                if time.monotonic() - since >= self.lost_s and not self._stopped.is_set():
+                    self._give_up()
+
+    def _give_up(self) -> None:
+        sys.stderr.write(f"error: lost the Ray cluster's head at {self.host}:{self.port} mid-job (unreachable for "
+                         f"{self.lost_s:g} s): the features folder keeps every shard finished so far; run the same "
+                         "command with --resume once the cluster is back\n")
+        sys.stderr.flush()
+        os._exit(1)  # the driver's threads are inside Ray's C++ client: nothing else would end them in time
 
 
 def _worker_message(exc: BaseException) -> str:

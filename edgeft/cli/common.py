@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stdout = Console()
+# Piped or logged, Rich would wrap every table at 80 columns (`bench --device all` became unreadable):
+# without a terminal or COLUMNS, tables get room to keep one line per row.
+PIPED_WIDTH = 200
+stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
@@ -49,7 +53,15 @@ def user_errors() -> Iterator[None]:
 
 
 def log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    """edgeft's own log lines (what runs, what was skipped) on stderr. Only edgeft's: the root
+    logger is left alone, so libraries (botocore, Ray, the Foxglove SDK) do not print their INFO
+    chatter around our one-line errors; their warnings still reach Python's last-resort handler."""
+    logger = logging.getLogger("edgeft")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def export_available() -> None:

@@ -41,7 +41,7 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
     checked = check_sinks(outputs, sinks)  # every output is checked before a source or an output opens
     with open_rig(specs, sources) as rig:
         fps = getattr(rig.sources[0], "fps", None)  # a video's own rate for --save-video
-        opened = open_checked(checked, engine.manifest, replace(sinks, fps=fps) if fps else sinks)
+        opened = open_checked(checked, engine.manifest, replace(sinks, fps=fps or sinks.fps, computed_by=engine.computed_by))
         done = {key for sink in opened if isinstance(sink, FeatureSink) for key in sink.done()}
         pipeline = Pipeline(rig.sources, engine, config, skip=(lambda f: (f.source, f.index) in done) if done else None)
         with RunDisplay(err, pipeline.stats, rig.total(config.max_ticks), rig.live, enabled=not quiet) as display:

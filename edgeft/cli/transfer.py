@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgeft.runtime import EdgeftError, PipelineConfig, SinkOptions, SourceOptions
+from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
 from edgeft.runtime.sources import location
 from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_cluster import RayConfig
 
-from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
+from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
                      Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
                      err, export_available, names, say, user_errors)
 from .display import ProgressBar
@@ -75,16 +75,16 @@ def extract(
         data = location(dataset) if dataset is not None else None
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
+        engine = load_engine(model, device, precision=precision)  # with --ray too: every actor runs what this chose
         if ray is not None:
             ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor)
             if source is not None:
-                _extract_source_on_ray(model, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
+                _extract_source_on_ray(engine, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
                                        rows_per_shard=rows_per_shard), batch, ray_config)
             else:
-                _extract_on_ray(model, data, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
+                _extract_on_ray(engine, data, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
                                 ray_config)
             return
-        engine = load_engine(model, device, precision=precision)
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
             stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)
@@ -97,28 +97,24 @@ def extract(
         say(extraction_report(plan, out, unreadable))
 
 
-def _extract_on_ray(model: Path | None, dataset: Path, out: Path, planning: tuple, config: ExtractConfig, ray: RayConfig) -> None:
-    from edgeft.runtime import default_bundle
+def _extract_on_ray(engine: Engine, dataset: Path, out: Path, planning: tuple, config: ExtractConfig, ray: RayConfig) -> None:
     from edgeft.transfer import extraction_report, extraction_settings, plan_dataset
     from edgeft.transfer.ray_extract import extract_on_ray
 
     plan = plan_dataset(dataset, *planning)
     with ProgressBar(err, "extract on Ray", len(plan.items)) as progress:
-        unreadable, report = extract_on_ray(model or default_bundle(MODELS_DIR), plan, out, extraction_settings(dataset, *planning),
-                                            config, ray, progress.update)
+        unreadable, report = extract_on_ray(engine, plan, out, extraction_settings(dataset, *planning), config, ray, progress.update)
     say(extraction_report(plan, out, unreadable))
     for line in report.lines():
         say(line)
 
 
-def _extract_source_on_ray(model: Path | None, source: str, out: Path, sources: SourceOptions, sinks: SinkOptions, batch: int,
+def _extract_source_on_ray(engine: Engine, source: str, out: Path, sources: SourceOptions, sinks: SinkOptions, batch: int,
                            ray: RayConfig) -> None:
-    from edgeft.runtime import default_bundle
     from edgeft.transfer.ray_extract import extract_source_on_ray
 
     with ProgressBar(err, "extract on Ray", None) as progress:
-        written, unreadable, report = extract_source_on_ray(model or default_bundle(MODELS_DIR), source, sources, out, sinks, batch,
-                                                            ray, progress.update)
+        written, unreadable, report = extract_source_on_ray(engine, source, sources, out, sinks, batch, ray, progress.update)
     say(f"wrote {out}: {written} rows from {source}" + (f"; {unreadable} unreadable frames left out" if unreadable else ""))
     for line in report.lines():
         say(line)

@@ -36,6 +36,7 @@ class SinkOptions:
     fps: float = 20.0  # video sinks: frames per second written into the file
     rows_per_shard: int = 1024  # feature shards
     resume: bool = False  # feature folders: continue one written by an interrupted run
+    computed_by: dict | None = None  # feature folders: Engine.computed_by, recorded (and matched on --resume)
 
 
 def describe_os_error(exc: OSError) -> str:

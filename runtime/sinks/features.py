@@ -37,11 +37,34 @@ def shard_name(number: int) -> str:
     return f"shard-{number:05d}.npy"
 
 
-def features_meta(manifest: Manifest, columns: list[str], rows_per_shard: int, **extra: object) -> dict:
+def features_meta(manifest: Manifest, columns: list[str], rows_per_shard: int, computed_by: dict | None = None,
+                  **extra: object) -> dict:
+    """What a features folder says of itself. `computed_by` (Engine.computed_by: device, precision,
+    backend) is what the numbers depend on beyond the bundle; the CPU they were computed on goes
+    beside it as `computed_on`, recorded but not required to match on --resume."""
     output = manifest.output("features")
-    return {"format": FORMAT, "bundle": manifest.name, "model_sha256": manifest.model_sha256,
+    meta = {"format": FORMAT, "bundle": manifest.name, "model_sha256": manifest.model_sha256,
             "backbone": manifest.backbone.name, "backbone_identity": manifest.identity, "output": output.name,
             "shape": list(output.shape[1:]), "dtype": "float32", "rows_per_shard": rows_per_shard, "columns": columns, **extra}
+    if computed_by is not None:
+        from ..cpu import cpu_info
+
+        meta.update(computed_by=dict(computed_by), computed_on=cpu_info().describe())
+    return meta
+
+
+def _check_resumable_meta(folder: Path, old: dict, meta: dict) -> None:
+    """A resumed folder continues only the very same computation: never two backends or precisions in one folder."""
+    if "computed_by" in old and "computed_by" in meta and old["computed_by"] != meta["computed_by"]:
+        was, now = old["computed_by"], meta["computed_by"]
+        raise SinkError(f"cannot resume '{folder}': its features were computed with {was['backend']} and this run would use "
+                        f"{now['backend']}: pass --device {was['device']} --precision {was['precision']} to continue it, "
+                        "or --force to start over")
+    ignored = ("computed_by", "computed_on")  # a folder written before they were recorded resumes as before
+    changed = sorted(k for k in set(old) | set(meta) if k not in ignored and old.get(k) != meta.get(k))
+    if changed:
+        raise SinkError(f"cannot resume '{folder}': it was started with another bundle, dataset or settings "
+                        f"({', '.join(changed)} differ)")
 
 
 def check_folder(folder: Path, options: SinkOptions, what: str = "--features") -> None:
@@ -99,11 +122,7 @@ class ShardWriter:
             _clear(folder)
         resuming = options.resume and (folder / META_FILE).is_file()
         if resuming:
-            old = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            if old != meta:
-                changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-                raise SinkError(f"cannot resume '{folder}': it was started with another bundle, dataset or settings "
-                                f"({', '.join(changed)} differ)")
+            _check_resumable_meta(folder, json.loads((folder / META_FILE).read_text(encoding="utf-8")), meta)
         else:
             self.created = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
@@ -158,7 +177,8 @@ class FeatureSink:
 
     def __init__(self, folder: Path, manifest: Manifest, options: SinkOptions = SinkOptions()):
         self.output = manifest.output("features")
-        self.writer = ShardWriter(folder, features_meta(manifest, RUN_COLUMNS, options.rows_per_shard), options)
+        self.writer = ShardWriter(folder, features_meta(manifest, RUN_COLUMNS, options.rows_per_shard, options.computed_by),
+                                  options)
         self.rows_per_shard = options.rows_per_shard
         names = sorted(self.writer.counts)
         self._shard = int(names[-1][6:11]) + 1 if names else 0

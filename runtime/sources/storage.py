@@ -8,6 +8,7 @@ and reading its frames is the same code for both. Each machine reads with its ow
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ..errors import first_line
 from .base import SourceError
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+QUIET_LOGGERS = ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "gcsfs", "adlfs")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -31,6 +33,8 @@ def location(text: str) -> Path:
         from upath import UPath
     except ImportError:
         raise SourceError(f"reading '{text}' needs the cloud extra: pip install 'edgeft[cloud]'") from None
+    for name in QUIET_LOGGERS:  # each retry and credential lookup logged; what fails reaches the user as one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return UPath(text)
     except (ImportError, ValueError) as exc:  # fsspec: no back end installed (or known) for the protocol

@@ -71,12 +71,17 @@ class VideoSource(_CaptureSource):
         self._index = -1
 
     def listing(self) -> Iterator[list[Listed]]:
-        """Frame numbers as the container announces them (a cut recording lists frames it lacks)."""
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            raise SourceError(f"'{self.spec}' does not say how many frames it holds, so it cannot be listed")
-        for number in range(0, count, self.options.stride):
-            yield [Listed(self.name, number, video_ref(self.spec, number))]
+        """The frames the file really holds, counted by demuxing it (grab, no colour conversion):
+        a container's announced count is a header field, and a cut recording announces frames it lacks."""
+        counter = cv2.VideoCapture(self.spec)
+        try:
+            number = 0
+            while counter.grab():
+                if number % self.options.stride == 0:
+                    yield [Listed(self.name, number, video_ref(self.spec, number))]
+                number += 1
+        finally:
+            counter.release()
 
     @property
     def total(self) -> int | None:
