@@ -159,3 +159,9 @@ def test_a_bag_folder_without_metadata_is_named_for_what_it_is(bundle, frames, t
                  edgeft("extract", bag.path, "--model", bundle, "--out", tmp_path / "feat")):
         one_line_error(proc, "looks like a ROS 2 bag folder without its metadata.yaml", str(storage))
     shutil.rmtree(tmp_path / "feat", ignore_errors=True)
+
+
+def test_a_bag_whose_truth_misses_every_frame_says_so(bundle, frames, tmp_path) -> None:
+    bag = write_rig_bag(tmp_path / "drive.bag", frames[:20], truth_margin=(1.5, -2.0))  # steering only after the last frame
+    one_line_error(edgeft("extract", bag.path, "--model", bundle, "--out", tmp_path / "feat"),
+                   "has no frame with ground truth to label it")
