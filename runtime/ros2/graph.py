@@ -20,6 +20,7 @@ SETTLE_S = 1.0  # `ros2:` with no topic: discovery goes on this long after the f
 
 def full_name(topic: str) -> str:
     """`/front/image_raw` as given, `front/image_raw` made absolute; an invalid name is one line."""
+    ros()  # rclpy is there, or one line says how to get it
     from rclpy.validate_full_topic_name import validate_full_topic_name
 
     name = topic if topic.startswith("/") else f"/{topic}"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_PERIOD_S = 1.0
+ACK_WAIT_S = 2.0  # closing waits this long at most for subscribers to acknowledge what was published
 
 
 def valid_namespace(namespace: str) -> str:
@@ -65,8 +66,9 @@ class RosPublisher:
         cameras = [camera for source in pipeline.sources for camera in source.camera_names]
         with self._lock:
             self._pipeline, self._nested = pipeline, len(cameras) != 1
-            for camera in cameras:
+            for camera in cameras:  # on the graph from the start, not from the first frame
                 self._windows.setdefault(camera, CameraWindow())
+                self._publishers.get(camera) or self._create(camera)
 
     def topics(self, camera: str) -> dict[str, str]:
         """Short name -> full topic name of what one camera's results are published on."""
@@ -134,8 +136,14 @@ class RosPublisher:
             self._closed = True
         if self._pipeline is not None and self.write in self._pipeline.observers:
             self._pipeline.observers.remove(self.write)
+        from rclpy.duration import Duration
+
         self.node.destroy_timer(self._timer)
-        for publisher in [self._diagnostics, *(p for group in self._publishers.values() for p in group.values())]:
+        publishers = [self._diagnostics, *(p for group in self._publishers.values() for p in group.values())]
+        deadline = time.monotonic() + ACK_WAIT_S
+        for publisher in publishers:  # the last results reach the subscribers that are there, then the publishers go
+            publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
+        for publisher in publishers:
             self.node.destroy_publisher(publisher)
 
 
