@@ -156,3 +156,30 @@ def test_a_runs_sources_and_outputs_share_one_node_released_with_the_last() -> N
         again = RosNode.acquire(options)
         assert again is not source_side
         again.release()
+
+
+@needs_rclpy
+@pytest.mark.parametrize(("environment", "args", "said"), [
+    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, ("topics", "ros2:"), "this rclpy is the PyPI wheels', which carry rmw_fastrtps_cpp only"),
+    ({"ROS_DOMAIN_ID": "250"}, ("topics", "ros2:"), "ROS_DOMAIN_ID=250 is not a ROS 2 domain (0 to 232)"),
+    ({}, ("run", "--source", "CLIP", "--publish", "ros2:/9lives"), "ros2:/9lives is not a valid ROS 2 namespace"),
+    ({}, ("run", "--source", "CLIP", "--publish", "ros2:", "--ros-types", "vision"), "--ros-types vision needs vision_msgs"),
+    ({}, ("run", "--source", "CLIP", "--publish", "foxglove:8765"), "--publish takes ros2:[NAMESPACE]"),
+    ({}, ("run", "--source", "ros2:/bad//name"), "ros2:/bad//name is not a valid ROS 2 topic name"),
+])
+def test_ros2_misconfigurations_are_one_line(environment, args, said, tmp_path, monkeypatch, carphone) -> None:
+    """Said before any camera is waited for or output opened: rcl would otherwise exit the process
+    (a foreign RMW) and Fast DDS print its own error (a domain past its ports)."""
+    pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
+    from tiny_bundle import write_tiny_bundle
+
+    from edgeft.runtime.ros2 import env
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    env.ros.cache_clear()
+    model = ("--model", write_tiny_bundle(tmp_path / "tiny")) if args[0] == "run" else ()
+    result = cli(*(str(carphone) if a == "CLIP" else a for a in args), *model)
+    env.ros.cache_clear()
+    errors = [line for line in result.output.replace(str(carphone), "CLIP").splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1 and said in errors[0] and "Traceback" not in result.output, result.output

@@ -171,8 +171,9 @@ def graph_topics(domain: int | None, seconds: float) -> None:
     for info in found:
         rate = f"{info.rate_hz:.1f} Hz" if info.rate_hz is not None else f"{info.messages} messages"
         table.add_row(info.topic, info.msgtype, str(info.publishers), info.reliability, rate)
-    stdout.print(table)
-    if not found:
+    if found:
+        stdout.print(table)
+    else:
         say(f"no image topic on ROS domain {domain} (a camera on another domain needs --ros-domain or ROS_DOMAIN_ID)")
 
 

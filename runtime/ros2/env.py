@@ -11,8 +11,11 @@ rclpy's traceback.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import importlib.util
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from ..errors import first_line
@@ -22,9 +25,26 @@ INSTALL = ("ROS 2 needs rclpy: pip install 'edgeft[ros2]' (PyPI wheels, no ROS i
            "or source your ROS 2 install (source /opt/ros/<distro>/setup.bash)")
 
 
+WHEELS_RMW = "rmw_fastrtps_cpp"  # the only RMW the PyPI wheels carry
+
+
+def from_wheels() -> bool:
+    """Whether `import rclpy` would load the PyPI wheels (not a sourced ROS 2 install)."""
+    spec = importlib.util.find_spec("rclpy")
+    try:
+        home = Path(importlib.metadata.distribution("ros-rclpy").locate_file("")).resolve()
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return spec is not None and spec.origin is not None and Path(spec.origin).resolve().is_relative_to(home)
+
+
 @functools.cache
 def ros() -> SimpleNamespace:
     """rclpy and the message types edgeft uses, imported once; RosError when they are missing."""
+    rmw = os.environ.get("RMW_IMPLEMENTATION")
+    if rmw and rmw != WHEELS_RMW and from_wheels():  # rcl would exit the process on import, with code 102
+        raise RosError(f"RMW_IMPLEMENTATION={rmw}, but this rclpy is the PyPI wheels', which carry {WHEELS_RMW} only: unset it, "
+                       f"or use a ROS 2 install that has {rmw}")
     try:
         import rclpy
     except ImportError as exc:

@@ -27,7 +27,7 @@ def full_name(topic: str) -> str:
     try:
         validate_full_topic_name(name)
     except Exception as exc:  # noqa: BLE001 - rclpy's InvalidTopicNameException
-        raise RosError(f"ros2:{topic} is not a valid ROS 2 topic name ({first_line(exc)})") from None
+        raise RosError(f"ros2:{topic} is not a valid ROS 2 topic name ({first_line(exc).rstrip(':')})") from None
     return name
 
 

@@ -72,13 +72,13 @@ class Richer:
     msg_type: Any
 
 
-def richer_types(names: tuple[str, ...], manifest: Manifest) -> list[Richer]:
-    """The richer stamped types asked for, imported; one that is missing or does not fit the
-    bundle's task is one line."""
+def richer_types(names: tuple[str, ...], manifest: Manifest | None = None) -> list[Richer]:
+    """The richer stamped types asked for, imported; one that is missing, or (given the
+    manifest) does not fit the bundle's task, is one line."""
     found = []
     for name in names:
         module, message, task, package = RICHER[name]
-        if manifest.task != task:
+        if manifest is not None and manifest.task != task:
             raise RosError(f"--ros-types {name} publishes {message}, which needs a {task} bundle; '{manifest.name}' is {manifest.task}")
         try:
             msg_type = getattr(importlib.import_module(module), message)

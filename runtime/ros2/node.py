@@ -14,10 +14,18 @@ import threading
 
 from ..errors import first_line
 from .env import ros
-from .options import RosError, RosOptions
+from .options import MAX_DOMAIN, RosError, RosOptions
 
 log = logging.getLogger("edgeft")
 JOIN_S = 5.0
+
+
+def check_environment_domain(domain: int | None) -> None:
+    """ROS_DOMAIN_ID, when it is the one used, must be one DDS can open (Fast DDS would print its
+    own error and give up)."""
+    value = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if domain is None and value and not (value.isdigit() and int(value) <= MAX_DOMAIN):
+        raise RosError(f"ROS_DOMAIN_ID={value} is not a ROS 2 domain (0 to {MAX_DOMAIN}): fix it, or pass --ros-domain")
 
 
 class RosNode:
@@ -26,6 +34,7 @@ class RosNode:
 
     def __init__(self, domain: int | None, name: str):
         r = ros()
+        check_environment_domain(domain)
         self.key, self.users = (domain, name), 0
         self.context = r.rclpy.Context()
         try:

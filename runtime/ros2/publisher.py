@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..errors import first_line
 from ..manifest import Manifest
 from ..results import Result, decode
 from .diagnostics import CameraWindow, camera_status, pipeline_status, to_message
@@ -37,7 +38,7 @@ def valid_namespace(namespace: str) -> str:
     try:
         validate_namespace(name)
     except Exception as exc:  # noqa: BLE001 - rclpy's InvalidNamespaceException
-        raise RosError(f"ros2:{namespace} is not a valid ROS 2 namespace ({exc})") from None
+        raise RosError(f"ros2:{namespace} is not a valid ROS 2 namespace ({first_line(exc).rstrip(':')})") from None
     return name
 
 

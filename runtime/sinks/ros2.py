@@ -9,6 +9,7 @@ from pathlib import Path
 from ..manifest import Manifest
 from ..results import Result
 from ..ros2.env import ros
+from ..ros2.messages import richer_types
 from ..ros2.node import RosNode
 from ..ros2.options import DEFAULT_NAMESPACE
 from ..ros2.publisher import RosPublisher, valid_namespace
@@ -25,6 +26,7 @@ class Ros2Sink:
     def check(cls, target: Path, options: SinkOptions) -> None:
         ros()  # rclpy is there (one line saying how to get it otherwise)
         valid_namespace(namespace_of(target))
+        richer_types(options.ros.types)
 
     def __init__(self, target: Path, manifest: Manifest, options: SinkOptions = SinkOptions()):
         self._node = RosNode.acquire(options.ros, options.ros.node_name)
