@@ -31,6 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bagfiles import footage  # what a camera publishes (the tests compute the same frames)
+
 DOMAINS = range(120, 231)
 SIZE = (96, 72)  # footage is published this small: the tests are about transport, not pixels
 FRAMES_DEFAULT = 40  # frames of footage a camera cycles through (index % 40)
@@ -110,18 +112,6 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-# What a camera publishes: the test computes the same images to know what edgeft was given.
-def footage(clip: Path, count: int) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(str(clip)), []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
-    return frames
-
-
 def jpeg(frame: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
@@ -157,7 +147,7 @@ def run_camera(args: argparse.Namespace) -> None:
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    frames = footage(Path(args.footage), args.frames)
+    frames = footage(Path(args.footage), args.frames, SIZE)
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("test_camera")
     reliability = ReliabilityPolicy.RELIABLE if args.reliable else ReliabilityPolicy.BEST_EFFORT

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from helpers import edgeft as edgeft_run
-from rosnodes import FRAMES_DEFAULT, edgeft, footage, published_image, read_lines, ros_domain, start, wait_for
+from bagfiles import footage
+from rosnodes import FRAMES_DEFAULT, SIZE, edgeft, published_image, read_lines, ros_domain, start, wait_for
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None, reason="the ros2 extra (rclpy wheels) is not installed")
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
@@ -35,7 +36,7 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def frames(carphone) -> list[np.ndarray]:
-    return footage(carphone, FRAMES_DEFAULT)
+    return footage(carphone, FRAMES_DEFAULT, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +141,15 @@ def test_a_reliable_subscription_to_a_best_effort_camera_is_said_in_one_line(bun
     assert len(errors) == 1 and "published best effort" in errors[0] and "--ros-qos" in errors[0], proc.stderr
 
 
-def test_a_missing_topic_is_said_in_one_line(bundle, rig) -> None:
-    proc = edgeft_run("run", "--model", bundle, "--source", "ros2:/rig/nothing", "--ros-wait", "2", "--quiet", env=rig.env)
+@pytest.mark.parametrize(("source", "said"), [
+    ("ros2:/rig/nothing", "no publisher of ros2:/rig/nothing on ROS domain"),
+    ("ros2:", "the ROS 2 graph has 4 image topics (/rig/jpeg, /rig/mono, /rig/odd, /rig/padded): name one"),
+])
+def test_a_camera_that_cannot_be_told_is_said_in_one_line(bundle, rig, source, said) -> None:
+    proc = edgeft_run("run", "--model", bundle, "--source", source, "--ros-wait", "2", "--quiet", env=rig.env)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "no publisher of ros2:/rig/nothing" in proc.stderr and "/rig/jpeg" in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and said in errors[0] and "/rig/jpeg" in errors[0], proc.stderr
 
 
 @pytest.mark.slow
@@ -157,7 +163,7 @@ def test_steering_and_features_carry_their_frames_header_and_equal_engine_predic
         camera_args = ["--out", str(camera_log), "--footage", str(carphone), "--hz", "25", "--reliable", "--seconds", "60", "front=/front/image_raw:bgr8"]
         with start("camera", camera_args, env, tmp_path / "camera.log"), \
                 start("listen", ["--out", str(out), "--seconds", "60", *topics], env, tmp_path / "listen.log"):
-            finished(edgeft(["run", "--model", str(steering_bundle), "--source", "ros2:/front/image_raw", "--publish", "ros2:",
+            finished(edgeft(["run", "--model", str(steering_bundle), "--source", "ros2:", "--publish", "ros2:",  # the only image topic
                              "--ros-features", "--max-frames", "50", "--quiet"], env, tmp_path / "edgeft.log"))
             wait_for(lambda: len(received(out, "/edgeft/steering")) >= 40, 10, "the listener to have the predictions")
     camera, engine = sent(camera_log), Engine.load(steering_bundle)
