@@ -162,6 +162,14 @@ def run_camera(args: argparse.Namespace) -> None:
     log = open(args.out, "a")
     period, started = 1.0 / args.hz, time.monotonic()
     index = args.first_index
+    try:
+        publish(cameras, frames, rng, log, args, started, period, index)
+    finally:  # SIGTERM too: the node leaves the graph at once (SIGKILL is what tests use for a driver that dies)
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def publish(cameras, frames, rng, log, args, started: float, period: float, index: int) -> None:
     while time.monotonic() - started < args.seconds:
         now = time.time_ns()
         for name, topic, kind, publisher in cameras:
@@ -174,8 +182,6 @@ def run_camera(args: argparse.Namespace) -> None:
         log.flush()
         index += 1
         time.sleep(max(0.0, started + (index - args.first_index) * period - time.monotonic()))
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 def _plain(msg) -> object:

@@ -260,3 +260,30 @@ def test_publish_pipeline_puts_a_running_pipeline_on_the_callers_node(bundle, ca
             spinner.join(5)
             node.destroy_node()
             context.try_shutdown()
+
+
+def test_a_publisher_that_comes_later_with_an_incompatible_qos_is_reported(bundle, carphone, tmp_path) -> None:
+    """A reliable subscription matches the reliable driver; a best-effort one starting later on the
+    same topic never can: rclpy's event says so (a warning line, WARN in the diagnostics) while the
+    frames of the first go on, and the WARN clears when it leaves."""
+    out, camera = tmp_path / "got.jsonl", ["--footage", str(carphone), "--hz", "20", "--seconds", "60", "cam=/q:jpeg"]
+    with ros_domain() as env:
+        with start("camera", ["--out", str(tmp_path / "a.jsonl"), "--reliable", *camera], env, tmp_path / "a.log"), \
+                start("listen", ["--out", str(out), "--seconds", "60", f"/diagnostics={DIAGNOSTICS}"], env, tmp_path / "l.log"), \
+                edgeft(["run", "--model", str(bundle), "--source", "ros2:/q", "--ros-qos", "reliable", "--publish", "ros2:", "--quiet"],
+                       env, tmp_path / "edgeft.log") as node:
+
+            def levels(after: float) -> list[tuple[int, str]]:
+                return [(s["level"], s["message"]) for row in read_lines(out) if row["topic"] == "/diagnostics" and row["t"] > after
+                        for s in row["data"] if s["name"] == "edgeft: q"]
+
+            wait_for(lambda: (0, "") in [(level, "") for level, _ in levels(0)], 30, "OK diagnostics from the reliable camera")
+            with start("camera", ["--out", str(tmp_path / "b.jsonl"), *camera], env, tmp_path / "b.log"):
+                late = time.time()
+                warned = wait_for(lambda: [m for level, m in levels(late) if level == 1], 15, "WARN for the best-effort publisher")
+                assert "a publisher's QoS is incompatible with this subscription (RELIABILITY)" in warned[0]
+            gone = time.time()
+            wait_for(lambda: [level for level, _ in levels(gone + 1)] and levels(gone + 1)[-1][0] == 0, 15, "OK again once it left")
+            node.popen.send_signal(signal.SIGTERM)
+            assert node.popen.wait(15) == 143
+    assert "a publisher's QoS is incompatible" in node.output() and "Traceback" not in node.output()

@@ -22,7 +22,7 @@ from ..ros2.env import ros
 from ..ros2.graph import full_name, message_class, wait_for_cameras
 from ..ros2.node import RosNode
 from ..ros2.options import RosError
-from ..ros2.qos import camera_qos, incompatible, mismatch
+from ..ros2.qos import camera_qos, incompatible, mismatch, reliability
 from ..stats import Histogram
 from .base import Frame, Source, SourceError, SourceOptions, Tick
 from .rosimage import ImageDecodeError, message_to_bgr, recorded_jpeg
@@ -36,6 +36,11 @@ CLOCK_JUMP_NS = 1_000_000_000  # a camera's stamps going back this far: its cloc
 
 def is_ros2(spec: str) -> bool:
     return spec.startswith(SCHEME)
+
+
+def mismatch_left(publishers: list[Any]) -> bool:
+    """Whether a best-effort publisher (which a reliable subscription never matches) is still there."""
+    return any(reliability(p.qos_profile) == "best effort" for p in publishers)
 
 
 def camera_name(topic: str) -> str:
@@ -204,7 +209,11 @@ class Ros2Source(Source):
         with self._cond:
             snapshot = [replace(h) for h in self._health.values()]
         for health in snapshot:
-            health.publishers = self._ros.node.count_publishers(health.topic)
+            publishers = self._ros.node.get_publishers_info_by_topic(health.topic)
+            health.publishers = len(publishers)
+            if health.incompatible and self.options.ros.qos == "reliable" and not mismatch_left(publishers):
+                with self._cond:  # the best-effort publisher that could not match has gone
+                    self._health[health.camera].incompatible = health.incompatible = None
         return snapshot
 
     def end_notes(self) -> list[str]:
