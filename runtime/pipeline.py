@@ -96,7 +96,7 @@ class _Latest:
                 return _END
             if isinstance(item, list):
                 for prepared in item:
-                    prepared.dropped = self._dropped
+                    prepared.dropped += self._dropped
                 self._dropped = 0
             return item
 
@@ -152,6 +152,8 @@ class _Capture(threading.Thread):
             if tick is None:
                 self.stats.notes.extend(self.source.end_notes())
                 return
+            if not tick:  # a live source with nothing new yet
+                continue
             if self.skip is not None and all(self.skip(frame) for frame in tick):
                 continue
             if period:
@@ -161,14 +163,18 @@ class _Capture(threading.Thread):
                 for frame in tick:  # a paced file frame is "captured" when the camera would deliver it
                     frame.t_capture, frame.t_mono = time.time(), time.monotonic()
             self.channel.put([self._prepare(frame) for frame in tick], self.stop)
+        if self.source.live:  # a live feed has no end of its own: what it has to say is said when the run stops
+            self.stats.notes.extend(self.source.end_notes())
 
     def _prepare(self, frame: Frame) -> _Prepared:
+        if frame.dropped:  # ticks the source let go before this one: counted as the pipeline's own are
+            self.stats.count("drops", frame.dropped)
         if frame.invalid is not None:
-            return _Prepared(frame, None, frame.invalid)
+            return _Prepared(frame, None, frame.invalid, frame.dropped)
         try:
-            return _Prepared(frame, prepare_batch([frame.image], self.engine.manifest.input)[0])
+            return _Prepared(frame, prepare_batch([frame.image], self.engine.manifest.input)[0], dropped=frame.dropped)
         except FrameError as exc:
-            return _Prepared(frame, None, str(exc))
+            return _Prepared(frame, None, str(exc), frame.dropped)
 
     def _reconnect(self, why: str) -> bool:
         log.warning("edgeft: %s; reconnecting", why)
@@ -287,7 +293,7 @@ class Pipeline:
             f = p.frame
             common = dict(source=f.source, frame=f.index, t_capture=f.t_capture, latency_ms=(done - f.t_mono) * 1000.0,
                           truth=f.truth, image=f.image, stamp=f.stamp, dropped=p.dropped, age_ms=(started - f.t_mono) * 1000.0,
-                          jpeg=f.jpeg)
+                          jpeg=f.jpeg, stamp_ns=f.stamp_ns, frame_id=f.frame_id)
             if p.tensor is None:
                 result = Result(outputs={}, valid=False, reason=p.reason, **common)
             else:

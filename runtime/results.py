@@ -36,6 +36,8 @@ class Result:
     dropped: int = 0
     age_ms: float = 0.0
     jpeg: bytes | None = field(default=None, repr=False)  # the frame's recorded JPEG, when it was one
+    stamp_ns: int | None = None  # `stamp` exactly, in nanoseconds (a ROS header's), where known
+    frame_id: str | None = None  # the camera's coordinate frame (a ROS header's)
 
 
 @dataclass(frozen=True)

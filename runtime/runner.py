@@ -40,6 +40,10 @@ def run(pipeline: Pipeline, sinks: Sequence[Sink] = (), on_result: Callable[[Res
         received.append(signum)
         pipeline.stop()
 
+    for sink in sinks:
+        bind = getattr(sink, "bind", None)  # sinks that report on the run itself (ROS 2 diagnostics)
+        if bind is not None:
+            bind(pipeline)
     install = handle_signals and threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)} if install else {}
     error = None

@@ -31,7 +31,7 @@ stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ el
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
-MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags"  # --help sections
+MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS, ROS2 = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags", "ROS 2"  # --help sections
 
 
 @contextlib.contextmanager
@@ -57,11 +57,23 @@ def log_to_stderr() -> None:
     logger is left alone, so libraries (botocore, Ray, the Foxglove SDK) do not print their INFO
     chatter around our one-line errors; their warnings still reach Python's last-resort handler."""
     logger = logging.getLogger("edgeft")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a test runner swaps it per command)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def export_available() -> None:
@@ -115,10 +127,13 @@ Correction = Annotated[float, typer.Option(help="driving log: steering added for
 # How a ROS bag is read: run and extract read them the same way.
 TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
 TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
-SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within which cameras' stamps pair (default: half the frame period)", rich_help_panel=BAGS)]
-Incomplete = Annotated[str, typer.Option(help="a tick missing a camera: run (the cameras present) | skip", rich_help_panel=BAGS)]
+SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within which cameras' stamps pair, in bags and ROS 2 rigs (default: half the frame period)", rich_help_panel=BAGS)]
+Incomplete = Annotated[str, typer.Option(help="a tick missing a camera (bags, ROS 2 rigs): run (the cameras present) | skip", rich_help_panel=BAGS)]
 Start = Annotated[Optional[float], typer.Option(help="start this many seconds into the bag", rich_help_panel=BAGS)]
 End = Annotated[Optional[float], typer.Option(help="stop this many seconds into the bag", rich_help_panel=BAGS)]
+
+# How edgeft meets a live ROS 2 graph: run and topics meet it the same way.
+RosDomain = Annotated[Optional[int], typer.Option(help="ROS_DOMAIN_ID to use (default: the environment's, else 0)", rich_help_panel=ROS2)]
 
 
 def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,

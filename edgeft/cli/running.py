@@ -13,8 +13,9 @@ from rich.table import Table
 
 from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
 
-from .common import (MODELS_DIR, OUTPUT, RUN, Device, End, Force, Incomplete, IoBinding, Model, Precision, Start, SyncTolerance,
-                     Threads, TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout, user_errors)
+from .common import (MODELS_DIR, OUTPUT, ROS2, RUN, Device, End, Force, Incomplete, IoBinding, Model, Precision, RosDomain, Start,
+                     SyncTolerance, Threads, TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout,
+                     user_errors)
 from .display import RunDisplay, bench_all_table, bench_table, describe, summary_table
 
 SOURCE = "Source"
@@ -81,7 +82,7 @@ def predict(
 @app.command(rich_help_panel="Running")
 def run(
     source: Annotated[list[str], typer.Option("--source", "-s", rich_help_panel=SOURCE,
-                                              help="camera0 | video | image folder/glob | URL | driving_log.csv | ROS bag[#topic]; "
+                                              help="camera0 | video | image folder/glob | URL | driving_log.csv | ROS bag[#topic] | ros2:/topic; "
                                                    "repeat for a rig, name=spec to name")],
     model: Model = None,
     device: Device = "auto",
@@ -113,35 +114,71 @@ def run(
     incomplete: Incomplete = "run",
     start: Start = None,
     end: End = None,
+    publish: Annotated[Optional[str], typer.Option(help="publish predictions and /diagnostics as ROS 2 topics: ros2:[NAMESPACE] (default /edgeft)", rich_help_panel=ROS2)] = None,
+    ros_qos: Annotated[str, typer.Option(help="camera subscriptions: sensor (best effort, matches any driver) | reliable", rich_help_panel=ROS2)] = "sensor",
+    ros_domain: RosDomain = None,
+    ros_wait: Annotated[float, typer.Option(help="seconds to wait for camera topics to appear (inf: for ever)", rich_help_panel=ROS2)] = 10.0,
+    ros_features: Annotated[bool, typer.Option(help="also publish the feature vector (Float32MultiArray)", rich_help_panel=ROS2)] = False,
+    ros_types: Annotated[str, typer.Option(help="richer stamped outputs where installed: ackermann, vision (comma separated)", rich_help_panel=ROS2)] = "",
 ) -> None:
-    """Stream frames from cameras, videos, images, URLs, a driving log or a ROS bag through a bundle."""
+    """Stream frames from cameras, videos, images, URLs, a driving log, a ROS bag or ROS 2 topics through a bundle."""
     with user_errors():
+        from edgeft.runtime.ros2 import RosOptions, node_name_for
         from edgeft.runtime.sinks import WindowSink
 
+        if publish is not None and not (publish == "ros2" or publish.startswith("ros2:")):
+            raise EdgeftError(f"--publish takes ros2:[NAMESPACE], got '{publish}'")
+        ros = RosOptions(domain=ros_domain, qos=ros_qos, wait_s=ros_wait, features=ros_features, types=names(ros_types),
+                         node_name=node_name_for(publish.partition(":")[2] if publish else None))
         sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride, cameras=names(cameras),
-                                correction=correction, bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end))
+                                correction=correction, bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end),
+                                ros=ros)
         config = PipelineConfig(batch=batch, max_ticks=max_frames)
         engine = load_engine(model, device, threads, precision, cache_dir=cache_dir, io_binding=io_binding)
         outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video),
                                                        ("mcap", record), ("foxglove", foxglove)) if path]
+        outputs += [publish] if publish else []
         if show and not WindowSink.available():
             err.print("--show ignored: no display here")
         outputs += ["window"] if show and WindowSink.available() else []
-        stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0), config, quiet)
+        stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0, ros=ros), config, quiet)
 
 
 @app.command(rich_help_panel="Running")
-def topics(bag: Annotated[Path, typer.Argument(help="ROS 1 .bag, ROS 2 folder, .mcap or .db3")]) -> None:
-    """List a ROS bag's topics: message type, count and mean rate."""
+def topics(
+    bag: Annotated[str, typer.Argument(help="ROS 1 .bag, ROS 2 folder, .mcap or .db3; or ros2: for the live ROS 2 graph")],
+    ros_domain: RosDomain = None,
+    seconds: Annotated[float, typer.Option(help="ros2: how long to listen for rates", rich_help_panel=ROS2)] = 3.0,
+) -> None:
+    """List a ROS bag's topics (message type, count, mean rate), or the live ROS 2 graph's image topics."""
     with user_errors():
         from edgeft.runtime.sources import bag_topics
 
-        duration, found = bag_topics(str(bag))
+        if bag == "ros2" or bag.startswith("ros2:"):
+            return graph_topics(ros_domain, seconds)
+        duration, found = bag_topics(bag)
         table = Table("topic", "type", "messages", "rate", title=f"{bag}: {duration:.1f} s", title_justify="left")
         for info in found:
             count = str(info.count) if info.readable == info.count else f"{info.count} ({info.readable} readable: damaged)"
             table.add_row(info.topic, info.msgtype, count, f"{info.rate_hz:.1f} Hz")
         stdout.print(table)
+
+
+def graph_topics(domain: int | None, seconds: float) -> None:
+    from edgeft.runtime.ros2 import RosOptions, list_image_topics
+
+    if not (0 < seconds < 3600):
+        raise EdgeftError(f"--seconds must be between 0 and 3600, got {seconds}")
+    domain, found = list_image_topics(RosOptions(domain=domain), seconds)
+    table = Table("topic", "type", "publishers", "QoS", "rate", title=f"ROS 2 domain {domain}: image topics, listened {seconds:g} s",
+                  title_justify="left")
+    for info in found:
+        rate = f"{info.rate_hz:.1f} Hz" if info.rate_hz is not None else f"{info.messages} messages"
+        table.add_row(info.topic, info.msgtype, str(info.publishers), info.reliability, rate)
+    if found:
+        stdout.print(table)
+    else:
+        say(f"no image topic on ROS domain {domain} (a camera on another domain needs --ros-domain or ROS_DOMAIN_ID)")
 
 
 @app.command("bench", rich_help_panel="Running")

@@ -3,7 +3,8 @@ before any of them opens a file, so a bad last output never costs the first one 
 
 Specs: `preds.jsonl` / `preds.csv` (prediction rows), `clip.mp4` (annotated video),
 `features:DIR` (feature shards), `window` (an OpenCV window), `run.mcap` (an MCAP recording),
-`foxglove:[HOST:]PORT` (a live Foxglove server). `kind:target` names the kind explicitly;
+`foxglove:[HOST:]PORT` (a live Foxglove server), `ros2:[NAMESPACE]` (ROS 2 topics and
+/diagnostics). `kind:target` names the kind explicitly;
 otherwise the file suffix decides.
 """
 
@@ -41,6 +42,8 @@ KINDS = (
              lambda target, manifest, options: _foxglove().McapSink(target, manifest, options)),
     SinkKind("foxglove", (), lambda target, options: _foxglove().LiveSink.check(target, options),
              lambda target, manifest, options: _foxglove().LiveSink(target, manifest, options)),
+    SinkKind("ros2", (), lambda target, options: _ros2().Ros2Sink.check(target, options),
+             lambda target, manifest, options: _ros2().Ros2Sink(target, manifest, options)),
 )
 
 
@@ -49,6 +52,13 @@ def _foxglove():
     from . import foxglove
 
     return foxglove
+
+
+def _ros2():
+    """The ROS 2 output, imported when used: rclpy comes with the ros2 extra or a ROS install."""
+    from . import ros2
+
+    return ros2
 
 
 def parse_sink(spec: str) -> tuple[SinkKind, Path]:
@@ -69,7 +79,7 @@ def parse_sink(spec: str) -> tuple[SinkKind, Path]:
 def check_sinks(specs: Sequence[str], options: SinkOptions = SinkOptions()) -> list[tuple[SinkKind, Path]]:
     """Validate every spec without creating anything; two outputs may not share a path."""
     parsed = [parse_sink(spec) for spec in specs]
-    targets = [target.resolve() for kind, target in parsed if kind.name not in ("window", "foxglove")]
+    targets = [target.resolve() for kind, target in parsed if kind.name not in ("window", "foxglove", "ros2")]
     if len(set(targets)) != len(targets):
         raise SinkError("two outputs name the same path")
     for kind, target in parsed:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import EdgeftError
 from ..results import Result
+from ..ros2.options import RosOptions
 
 
 class SinkError(EdgeftError):
@@ -29,6 +30,9 @@ class Sink(Protocol):
     def discard(self) -> None:
         """Undo opening, when a later output of the same run failed to open."""
 
+    # Optional: `bind(pipeline)`, called by `run` before the first result, for a sink that reports
+    # on the run as a whole (the ROS 2 sink's diagnostics read its stats, engine and sources).
+
 
 @dataclass(frozen=True)
 class SinkOptions:
@@ -37,6 +41,7 @@ class SinkOptions:
     rows_per_shard: int = 1024  # feature shards
     resume: bool = False  # feature folders: continue one written by an interrupted run
     computed_by: dict | None = None  # feature folders: Engine.computed_by, recorded (and matched on --resume)
+    ros: RosOptions = RosOptions()  # the ros2: output (domain, features, richer types, diagnostics)
 
 
 def describe_os_error(exc: OSError) -> str:

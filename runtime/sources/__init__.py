@@ -2,7 +2,7 @@
 
 Specs: `camera0` / `0` / `/dev/video0`; `rtsp://...`, `http(s)://...`; a video file; an image
 file, folder or glob; a `driving_log.csv` (or a folder holding one); a ROS bag (`.bag`, a rosbag2
-folder, `.mcap`, `.db3`), optionally `#/topic`. `name=spec` names it.
+folder, `.mcap`, `.db3`), optionally `#/topic`; a live ROS 2 topic, `ros2:/topic`. `name=spec` names it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .bag import BagSource, bag_topics, check_not_bare_bag_folder, frame_ref, is
 from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, StreamLost, Tick
 from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
 from .rig import Rig, open_rig
+from .ros2 import CameraHealth, Ros2Source, camera_name, is_ros2
 from .images import IMAGE_SUFFIXES, ImageSource, decode_image, is_glob, natural_key, read_bgr, read_image
 from .refs import FrameReader, parse_video_ref, ref_file, video_ref
 from .storage import STREAM_SCHEMES, is_uri, location
@@ -28,6 +29,8 @@ def split_name(spec: str) -> tuple[str | None, str]:
 
 
 def source_kind(spec: str) -> type[Source]:
+    if is_ros2(spec):
+        return Ros2Source
     if spec.startswith(STREAM_SCHEMES):
         return StreamSource
     if camera_id(spec) is not None:
@@ -43,7 +46,7 @@ def source_kind(spec: str) -> type[Source]:
         return ImageSource
     if path.exists():
         return VideoSource
-    raise SourceError(f"source '{spec}' does not exist (a camera, video, image folder/glob, URL, driving_log.csv or ROS bag)")
+    raise SourceError(f"source '{spec}' does not exist (a camera, video, image folder/glob, URL, driving_log.csv or ROS bag, ros2:/topic)")
 
 
 def is_live(spec: str, options: SourceOptions = SourceOptions()) -> bool:
@@ -63,11 +66,13 @@ def default_name(kind: type[Source], body: str) -> str:
         return "drivelog"
     if kind is BagSource:
         return Path(split_topic(body)[0]).stem
+    if kind is Ros2Source:
+        return camera_name(body[len("ros2:"):]) if body != "ros2:" else "ros2"
     return Path(body).stem if kind in (VideoSource, ImageSource) else body
 
 
 __all__ = [
     "BagOptions", "BagSource", "FrameReader", "bag_topics", "check_not_bare_bag_folder", "frame_ref", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "Listed", "is_uri", "location", "parse_video_ref", "ref_file", "video_ref", "LogRow", "Source",
     "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
-    "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
+    "CameraHealth", "Ros2Source", "is_ros2", "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
 ]

@@ -227,6 +227,10 @@ class BagSource(Source):
         self._reader.close()
 
     @property
+    def camera_names(self) -> list[str]:
+        return list(self.cameras)
+
+    @property
     def total(self) -> int | None:
         return max(self._reader.topics[t].msgcount for t in self.cameras.values())
 

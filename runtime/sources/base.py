@@ -2,7 +2,8 @@
 
 A single camera gives ticks of one frame; a driving log gives center/left/right together.
 `read()` returns the next tick, or None at the end of a finite stream; a live source that
-loses its feed raises `StreamLost` so the pipeline can reconnect it.
+loses its feed raises `StreamLost` so the pipeline can reconnect it, and one that has nothing
+new yet may return an empty tick (read again), so that a stop is never kept waiting.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EdgeftError
+from ..ros2.options import RosOptions
 
 log = logging.getLogger("edgeft")
 
@@ -61,7 +63,8 @@ class SourceOptions:
     cameras: tuple[str, ...] = ("center", "left", "right")  # driving log cameras to use
     correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
     timeout_s: float = 10.0  # network streams: open/read timeout
-    bag: BagOptions = BagOptions()
+    bag: BagOptions = BagOptions()  # also how a ROS 2 rig pairs its cameras (tolerance, incomplete ticks)
+    ros: RosOptions = RosOptions()
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
@@ -87,6 +90,9 @@ class Frame:
     stamp: float | None = None  # recording time, seconds since the epoch (recorded sources that know it)
     invalid: str | None = None  # why this frame cannot be used (say, a truncated file); the image is not run
     jpeg: bytes | None = field(default=None, repr=False)  # the JPEG it was decoded from, which outputs pass on as is
+    stamp_ns: int | None = None  # `stamp` exactly, in nanoseconds, where the source has it (a ROS header)
+    frame_id: str | None = None  # the camera's coordinate frame, as its ROS header names it
+    dropped: int = 0  # ticks the source itself let go (newest wins) since the one before this
 
 
 Tick = list[Frame]
@@ -122,6 +128,11 @@ class Source(ABC):
     def total(self) -> int | None:
         """Ticks this source will give, when known (for progress bars)."""
         return None
+
+    @property
+    def camera_names(self) -> list[str]:
+        """The cameras its frames will name (an open rig's, for outputs named per camera)."""
+        return [self.name]
 
     def open(self) -> Source:
         if not self._opened:

@@ -123,6 +123,10 @@ class DriveLogSource(Source):
     def total(self) -> int | None:
         return len(self._rows)
 
+    @property
+    def camera_names(self) -> list[str]:
+        return [self.camera_name(camera) for camera in self.options.cameras]
+
     def camera_name(self, camera: str) -> str:
         return camera if self.name in ("", "drivelog") else f"{self.name}/{camera}"
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bag import BagSource, is_bag, split_topic
+from .ros2 import Ros2Source, camera_name, is_ros2
 from .base import Source, SourceError, SourceOptions
 
 
@@ -38,12 +39,13 @@ class Rig:
 
 def open_rig(specs: Sequence[str], options: SourceOptions = SourceOptions()) -> Rig:
     """Open every spec; if one fails, those already open are closed before the error leaves.
-    Named topics of one bag (`center=drive.bag#/front`) become one source: paired by stamp."""
+    Named topics of one bag (`center=drive.bag#/front`) become one source, and so do all live
+    ROS 2 topics (`left=ros2:/left/image_raw`): their frames are paired by stamp."""
     from . import open_source
 
     rig = Rig()
     try:
-        for spec in _bags_grouped(specs, options):
+        for spec in _ros2_grouped(_bags_grouped(specs, options), options):
             rig.sources.append(spec.open() if isinstance(spec, Source) else open_source(spec, options))
         names = [s.name for s in rig.sources]
         if len(set(names)) != len(names):
@@ -71,3 +73,28 @@ def _bags_grouped(specs: Sequence[str], options: SourceOptions) -> list[str | So
         else:
             order.append(spec)
     return [BagSource(Path(s[1:]).stem, s[1:], options, cameras[s[1:]]) if s.startswith("\0") else s for s in order]
+
+
+def _ros2_grouped(specs: list[str | Source], options: SourceOptions) -> list[str | Source]:
+    """Every `ros2:` spec as one Ros2Source, in the place of the first; cameras named as given,
+    or after their topics."""
+    from . import split_name
+
+    found = [(i, *split_name(s)) for i, s in enumerate(specs) if isinstance(s, str) and is_ros2(split_name(s)[1])]
+    if not found:
+        return list(specs)
+    topics = [(name, body[len("ros2:"):]) for _, name, body in found]
+    if len(topics) == 1 and not topics[0][1]:
+        source = Ros2Source("ros2", "ros2:", options)  # the graph's only image topic
+    elif any(not topic for _, topic in topics):
+        raise SourceError("ros2: with no topic takes the graph's only image topic, so it cannot join other ROS 2 cameras")
+    else:
+        cameras: dict[str, str] = {}
+        for name, topic in topics:
+            camera = name or camera_name(topic)
+            if camera in cameras:
+                raise SourceError(f"two ROS 2 cameras are called '{camera}': name them, e.g. --source {camera}2=ros2:{topic}")
+            cameras[camera] = topic
+        source = Ros2Source("ros2", "ros2:", options, cameras)
+    taken = {i for i, *_ in found}
+    return [source if i == found[0][0] else s for i, s in enumerate(specs) if i == found[0][0] or i not in taken]

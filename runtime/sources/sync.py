@@ -7,6 +7,10 @@ Pairing: the earliest waiting frame anchors a tick; each other camera contribute
 nearest the anchor within `tolerance` (default: half the median frame period, measured on the
 first frames). A camera with no frame in the window makes the tick incomplete: it is skipped or
 run on the cameras present, by policy, and counted. A far frame is never paired.
+
+Live cameras (ROS 2 topics) use the same rule `eager`ly: a tick that already has a frame of every
+camera inside its window is given at once, instead of when the window closes (up to a frame
+period later), since a frame still to come can only be later, so farther from the anchor.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ class Tick:
 
 
 class Synchroniser:
-    def __init__(self, cameras: list[str], tolerance: float | None = None, skip_incomplete: bool = False):
-        self.cameras, self.tolerance, self.skip_incomplete = cameras, tolerance, skip_incomplete
+    def __init__(self, cameras: list[str], tolerance: float | None = None, skip_incomplete: bool = False, eager: bool = False):
+        self.cameras, self.tolerance, self.skip_incomplete, self.eager = cameras, tolerance, skip_incomplete, eager
         self._waiting: dict[str, list[Waiting]] = {c: [] for c in cameras}
         self._latest = {c: float("-inf") for c in cameras}  # newest stamp seen per camera
         self._warmup: dict[str, list[float]] = {c: [] for c in cameras}
@@ -71,7 +75,7 @@ class Synchroniser:
             if not heads:
                 return None
             anchor = min(heads)
-            if not self._window_closed(anchor.stamp):
+            if not self._window_closed(anchor.stamp) and not (self.eager and self._complete(anchor.stamp)):
                 return None
             tick = self._take(anchor)
             if tick.missing:
@@ -98,10 +102,16 @@ class Synchroniser:
         edge = anchor + self.tolerance
         return self.finished or all(latest > edge or latest < self.now - STALL_S for latest in self._latest.values())
 
+    def _near(self, waiting: list[Waiting], anchor: float) -> list[Waiting]:
+        return [w for w in waiting[:4] if abs(w.stamp - anchor) <= self.tolerance]
+
+    def _complete(self, anchor: float) -> bool:
+        return all(self._near(waiting, anchor) for waiting in self._waiting.values())
+
     def _take(self, anchor: Waiting) -> Tick:
         frames, missing = [], []
         for camera, waiting in self._waiting.items():
-            near = [w for w in waiting[:4] if abs(w.stamp - anchor.stamp) <= self.tolerance]
+            near = self._near(waiting, anchor.stamp)
             if near:
                 best = min(near, key=lambda w: abs(w.stamp - anchor.stamp))
                 waiting.remove(best)
