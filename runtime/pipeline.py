@@ -30,7 +30,7 @@ from .errors import EdgeftError, FrameError
 from .preprocess import prepare_batch
 from .results import Result
 from .sources import Frame, Source, SourceError, StreamLost
-from .sources.jpeg import check_mode
+from .sources.jpeg import check_mode, fit_for
 from .stats import Stats, steering_scorer
 
 log = logging.getLogger("edgeft")
@@ -175,8 +175,9 @@ class _Capture(threading.Thread):
             prepared = [self._prepare(frame) for frame in tick]
             t_hand_off = time.perf_counter()
             self.channel.put(prepared, self.stop)
-            profile.add(read=read_ms, decode=decode_ms, pace=(t_resize - t_pace) * 1000.0, resize=(t_hand_off - t_resize) * 1000.0,
-                        hand_off=(time.perf_counter() - t_hand_off) * 1000.0)
+            stages = dict(read=read_ms, decode=decode_ms, resize=(t_hand_off - t_resize) * 1000.0,
+                          hand_off=(time.perf_counter() - t_hand_off) * 1000.0)
+            profile.add(**stages, **({"pace": (t_resize - t_pace) * 1000.0} if period else {}))
 
     def _prepare(self, frame: Frame) -> _Prepared:
         if frame.invalid is not None:
@@ -253,10 +254,10 @@ class Pipeline:
         self._started = True
         try:
             if self.config.max_ticks != 0:
-                spec = self.engine.manifest.input
+                fit = fit_for(self.engine.manifest.input, self.config.decode)
                 for source in self.sources:
                     source.open()
-                    source.decode_for((spec.height, spec.width) if self.config.decode == "reduced" else None)
+                    source.decode_for(fit)
                 self._captures = [_Capture(s, self.engine, self.config, self.stats, self._stop, self.skip) for s in self.sources]
                 for capture in self._captures:
                     capture.start()

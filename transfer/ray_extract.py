@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime import Engine, EngineConfig, FeatureSink, SinkOptions, SourceOptions, load_bundle
-from edgeft.runtime.sources import FrameReader, Listed, SourceError, is_live, is_uri, open_source, ref_file
+from edgeft.runtime.sources import FrameReader, Listed, SourceError, fit_for, is_live, is_uri, open_source, ref_file
 
 from .datasets import Item, Plan
 from .extract import ExtractConfig, Featurize, Shard, item_features, write_features
@@ -35,7 +35,7 @@ Progress = Callable[[int, int], None]
 class _Featurizer:
     """A Ray Data actor: one verified Engine, fed batches of planned items."""
 
-    def __init__(self, bundle_files: list, threads: int | None):
+    def __init__(self, bundle_files: list, threads: int | None, decode: str = "reduced"):
         import ray
 
         files = ray.get(bundle_files[0])
@@ -46,7 +46,7 @@ class _Featurizer:
         cpus = threads or max(1, int(context.get_assigned_resources().get("CPU", 1)))
         self.engine = Engine(load_bundle(folder), EngineConfig(device="cpu", threads=cpus))  # verified here, on this node
         self.node = f"{context.get_node_id()[:8]} ({socket.gethostname()})"
-        self.frames = FrameReader()
+        self.frames = FrameReader(fit_for(self.engine.manifest.input, decode))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [Item(p, "", "", flip=bool(f), brightness=float(b)) for p, f, b in zip(batch["path"], batch["flip"], batch["brightness"])]
@@ -85,7 +85,8 @@ def _on_actors(refs: list[tuple[str, bool, float]], bundle: Path, config: RayCon
     dataset = ray.data.from_items(rows).map_batches(
         # the bundle goes to the object store once and reaches each node once; passed inside a list, so that the
         # actor fetches it (a bare ObjectRef argument makes Ray warn about restarts for nothing: we hold the ref)
-        _Featurizer, fn_constructor_kwargs={"bundle_files": [ray.put(files)], "threads": config.cpus_per_actor},
+        _Featurizer, fn_constructor_kwargs={"bundle_files": [ray.put(files)], "threads": config.cpus_per_actor,
+                                                   "decode": config.decode},
         batch_size=config.batch or batch, batch_format="numpy",
         compute=ActorPoolStrategy(size=report.actors),  # actors on a node that dies are restarted, their tasks retried
         num_cpus=config.cpus_per_actor)

@@ -100,6 +100,12 @@ Test = Annotated[float, typer.Option(help="test fraction", rich_help_panel=DATA)
 Augment = Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)", rich_help_panel=DATA)]
 Cameras = Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=DATA)]
 Correction = Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right", rich_help_panel=DATA)]
+# How frames are decoded: run and extract decode them the same way.
+Decode = Annotated[str, typer.Option(help="auto | reduced | full: JPEG frames decoded at the model's size (DCT scaling) or whole, "
+                                          "then resized (auto: reduced, full when --save-video/--show draw the frames)",
+                                     rich_help_panel="Source")]
+DecodeWorkers = Annotated[Optional[int], typer.Option(help="threads decoding the cameras of one tick side by side (default: the cores; 1: serial)",
+                                                      rich_help_panel="Source")]
 # How a ROS bag is read: run and extract read them the same way.
 TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
 TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
@@ -107,6 +113,14 @@ SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within whi
 Incomplete = Annotated[str, typer.Option(help="a tick missing a camera: run (the cameras present) | skip", rich_help_panel=BAGS)]
 Start = Annotated[Optional[float], typer.Option(help="start this many seconds into the bag", rich_help_panel=BAGS)]
 End = Annotated[Optional[float], typer.Option(help="stop this many seconds into the bag", rich_help_panel=BAGS)]
+
+
+def decode_mode(choice: str, draws_frames: bool = False) -> str:
+    """--decode's value as the pipeline takes it: auto is reduced, unless an output draws the
+    frames (an annotated video, a window), which then get them at full size."""
+    if choice not in ("auto", "reduced", "full"):
+        raise EdgeftError(f"--decode must be auto, reduced or full, got '{choice}'")
+    return ("full" if draws_frames else "reduced") if choice == "auto" else choice
 
 
 def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,

@@ -74,6 +74,11 @@ def decode_reduced(data: np.ndarray, fit: Fit | None) -> np.ndarray | None:
     return cv2.imdecode(data, _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
+def fit_for(spec: object, mode: str) -> Fit | None:
+    """What frames are decoded for under `mode`: the input's (height, width) when reduced, else None."""
+    return (spec.height, spec.width) if check_mode(mode) == "reduced" else None
+
+
 def check_mode(mode: str) -> DecodeMode:
     if mode not in DECODE_MODES:
         raise EdgeftError(f"decode must be one of {', '.join(DECODE_MODES)}, got '{mode}'")
