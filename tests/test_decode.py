@@ -41,13 +41,18 @@ def frames_720p(carphone, photos_bgr) -> list[bytes]:
 
 @pytest.mark.parametrize("frame, fit, factor", [
     ((720, 1280), (224, 224), 2), ((720, 1280), (160, 320), 4), ((720, 1280), (299, 299), 2), ((720, 1280), (96, 192), 4),
-    ((720, 1280), (90, 160), 8), ((720, 1280), (91, 160), 4), ((160, 320), (160, 320), 1), ((320, 160), (160, 320), 1),
+    ((720, 1280), (90, 160), 4), ((720, 1280), (45, 80), 4), ((160, 320), (160, 320), 1), ((320, 160), (160, 320), 1),
     ((1080, 1920), (224, 224), 4), ((480, 640), (224, 224), 2), ((100, 100), (224, 224), 1), ((720, 1280), None, 1)])
 def test_the_largest_reduction_that_keeps_both_axes_at_the_input(frame, fit, factor) -> None:
     assert reduction(frame, fit) == factor
 
 
-@pytest.mark.parametrize("fit, shape", [((224, 224), (360, 640)), ((160, 320), (180, 320)), ((90, 160), (90, 160)),
+def test_one_eighth_only_when_asked() -> None:
+    assert reduction((720, 1280), (90, 160), largest=8) == 8 and reduction((720, 1280), (91, 160), largest=8) == 4
+    assert reduction((720, 1280), (90, 160), largest=2) == 2
+
+
+@pytest.mark.parametrize("fit, shape", [((224, 224), (360, 640)), ((160, 320), (180, 320)), ((90, 160), (180, 320)),
                                         ((720, 1280), (720, 1280))])
 def test_a_720p_jpeg_decodes_at_its_reduction(photos_bgr, fit, shape) -> None:
     data = np.frombuffer(jpeg(cv2.resize(photos_bgr[0], (1280, 720))), np.uint8)
