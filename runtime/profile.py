@@ -78,7 +78,12 @@ class Profile:
             stage = max(_WORK, key=lambda s: share.get(s, 0.0))
             return (f"{stage}-bound: {stage} is {share.get(stage, 0.0):.0%} of the capture thread's time; inference waited "
                     f"for frames {share['wait']:.0%} of the main thread's")
-        return f"{busiest}-bound: {busiest} is {share[busiest]:.0%} of the main thread's time"
+        line = f"{busiest}-bound: {busiest} is {share[busiest]:.0%} of the main thread's time"
+        capture = self.thread_seconds(CAPTURE_STAGES)
+        busy = self.thread_seconds(("read", "decode", "resize")) / capture if capture else 0.0
+        if busiest == "inference" and busy >= 0.3:  # the capture thread works on the same cores inference does
+            line += f"; the capture thread was busy {busy:.0%} of its time beside it, on the same cores"
+        return line
 
     def as_dict(self) -> dict[str, object]:
         stages = {stage: {"p50_ms": round(s.p50_ms, 3), "p99_ms": round(s.p99_ms, 3), "total_s": round(s.total_s, 4),

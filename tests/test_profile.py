@@ -133,7 +133,7 @@ def test_run_names_the_bottleneck_and_prints_json(tmp_path, photos_bgr) -> None:
     assert video.returncode == 0 and json.loads(video.stdout)["decode"] == "full"  # drawn frames stay full size
     forced = edgeft("run", "--model", bundle, "--source", folder, "--json", "--decode", "reduced", "--save-video", tmp_path / "o2.mp4")
     assert json.loads(forced.stdout)["decode"] == "reduced"
-    assert cv2.VideoCapture(str(tmp_path / "o2.mp4")).read()[1].shape[:2] == (90, 160)  # 720p at 1/8 for an 8x12 model
+    assert cv2.VideoCapture(str(tmp_path / "o2.mp4")).read()[1].shape[:2] == (180, 320)  # 720p at 1/4 for an 8x12 model
 
 
 @pytest.mark.parametrize("args, message", [(("--decode", "half"), "--decode must be auto, reduced or full"),
