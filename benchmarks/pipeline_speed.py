@@ -10,6 +10,9 @@ and resized, one rig tick (3 frames; 1 for video) per `Engine.run`, as the pipel
 *Before*: `--decode full --decode-workers 1` (what edgeft did). *After*: the defaults (reduced
 JPEG decode, the cameras of a tick decoded side by side). Each round measures pure, before and
 after in turn; the table gives the median round, and the ratios are to that round's pure.
+*CPU ms/frame* is the process's CPU time per frame (all threads): pure over end to end is what
+end to end / pure would be on two cores nobody else uses, if nothing but CPU time limited it
+(a ceiling for a loaded machine, not a measurement of a quiet one).
 """
 
 from __future__ import annotations
@@ -33,26 +36,30 @@ from edgeft.runtime.preprocess import prepare_batch  # noqa: E402
 ARMS = {"before": ("full", 1), "after": ("reduced", None)}  # (--decode, --decode-workers)
 
 
-def pure_fps(engine: Engine, frames: list, per_call: int) -> float:
+def pure_fps(engine: Engine, frames: list, per_call: int) -> tuple[float, float]:
+    """(frames/s, process CPU ms per frame) of Engine.run on prepared batches."""
     batches = [prepare_batch(frames[i : i + per_call], engine.manifest.input) for i in range(0, len(frames) - per_call + 1, per_call)]
     for batch in batches[:5]:
         engine.run(batch)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         engine.run(batch)
-    return len(batches) * per_call / (time.perf_counter() - start)
+    count = len(batches) * per_call
+    return count / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / count
 
 
-def stream(engine: Engine, spec: str, ticks: int, arm: str) -> tuple[float, str, str]:
-    """(frames/s, the stages' shares, the bottleneck line) of one run of the pipeline."""
+def stream(engine: Engine, spec: str, ticks: int, arm: str) -> tuple[float, float, str, str]:
+    """(frames/s, process CPU ms per frame, the stages' shares, the bottleneck line) of one run."""
     decode, workers = ARMS[arm]
+    cpu = time.process_time()
     with open_source(spec, SourceOptions(decode_workers=workers)) as source:
         pipeline = Pipeline(source, engine, PipelineConfig(decode=decode, max_ticks=ticks))
         for _ in pipeline:
             pass
     stages = pipeline.stats.profile.summary()
     shares = ", ".join(f"{name} {s.p50_ms:.2f} ms {s.share:.0%}" for name, s in stages.items() if s.share >= 0.03)
-    return pipeline.stats.fps, shares, pipeline.stats.profile.bottleneck() or ""
+    cpu_ms = 1000 * (time.process_time() - cpu) / max(1, pipeline.stats.frames)
+    return pipeline.stats.fps, cpu_ms, shares, pipeline.stats.profile.bottleneck() or ""
 
 
 def measure(label: str, bundle: Path, spec: str, frames: list, per_call: int, ticks: int, rounds: int, device: str) -> None:
@@ -62,12 +69,12 @@ def measure(label: str, bundle: Path, spec: str, frames: list, per_call: int, ti
     for _ in range(rounds):
         pure = pure_fps(engine, frames, per_call)
         runs.append((pure, {arm: stream(engine, spec, ticks, arm) for arm in ARMS}))
-    pure, arms = sorted(runs, key=lambda r: r[1]["after"][0] / r[0])[len(runs) // 2]
-    spread = {arm: [r[1][arm][0] / r[0] for r in runs] for arm in ARMS}
-    for arm, (fps, shares, bottleneck) in arms.items():
+    (pure, pure_cpu), arms = sorted(runs, key=lambda r: r[1]["after"][0] / r[0][0])[len(runs) // 2]
+    spread = {arm: [r[1][arm][0] / r[0][0] for r in runs] for arm in ARMS}
+    for arm, (fps, cpu, shares, bottleneck) in arms.items():
         span = f"{min(spread[arm]):.0%}–{max(spread[arm]):.0%}"
-        print(f"| {label} | {engine.provider} | {arm} | {pure:.1f} | {fps:.1f} | **{fps / pure:.0%}** ({span}) | {shares} | {bottleneck} |")
-
+        print(f"| {label} | {engine.provider} | {arm} | {pure:.1f} | {fps:.1f} | **{fps / pure:.0%}** ({span}) | {pure_cpu:.2f} / {cpu:.2f} "
+              f"= {pure_cpu / cpu:.0%} | {shares} | {bottleneck} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,9 +90,9 @@ def main() -> None:
     video = make_clip("h264", 720, 3 * args.ticks)
     print(f"CPU: {cpu_line()}; load average before: {os.getloadavg()[0]:.2f}")
     print(f"bag: {bag.name}, 3 x 1280x720 JPEG; video: {video.name}; {args.ticks} ticks per run, median of {args.rounds} rounds\n")
-    print("| input | backend | arm | pure frames/s | end to end frames/s | end to end / pure (all rounds) | stages (p50 per tick, share "
-          "of its thread; >= 3%) | bottleneck |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| input | backend | arm | pure frames/s | end to end frames/s | end to end / pure (all rounds) | CPU ms/frame, pure / end to end | stages (p50 per tick, share "
+          "of its thread; >= 3%) | bottleneck | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for item in args.models:
         _, bundle = bundle_for(item)
         measure(f"bag, {item}", bundle, str(bag), frames, 3, args.ticks, args.rounds, args.device)
