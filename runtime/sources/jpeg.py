@@ -1,12 +1,13 @@
 """JPEG frames decoded at the size the model needs, not at the size they were recorded.
 
 libjpeg-turbo (inside OpenCV) can decode straight to 1/2, 1/4 or 1/8 scale in the DCT domain
-(`cv2.IMREAD_REDUCED_COLOR_N`): 3-6x less work than a full decode followed by a resize, and a
-proper low-pass where a bilinear shrink subsamples. The largest reduction that keeps both axes
-at or above the model's input is taken; the ordinary preprocessing resizes the rest of the way,
-so the model never sees an upscaled frame. 1/8 is left out by default: measured on real frames, its
-features moved further from the old path's than the documented bound allows. Other formats, and frames too small to reduce, take
-the full decode. EXIF orientation is ignored, as the full decode (IMREAD_UNCHANGED) ignores it.
+(`cv2.IMREAD_REDUCED_COLOR_N`): at 1/2 and 1/4, 2-3x less work than a full decode followed by a
+resize, and a proper low-pass where a bilinear shrink subsamples. The largest reduction that
+keeps both axes at or above the model's input is taken; the ordinary preprocessing resizes the
+rest of the way, so the model never sees an upscaled frame. 1/8 is left out by default: on real
+frames its features moved further from the old path's than the documented bound allows. Other
+formats, and frames too small to reduce, take the full decode. EXIF orientation is ignored, as
+the full decode (IMREAD_UNCHANGED) ignores it.
 """
 
 from __future__ import annotations
