@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"  # exported bundles and videos for benchmarks (git-ignored)
 
 
-def ensure_bundle(backbone: str, size: int, weights: str = "none", fp16: bool = False) -> Path:
-    """Export `backbone` at `size` (FP32, or FP16) into benchmarks/.work/models once; reuse it afterwards."""
+def ensure_bundle(backbone: str, size: int | tuple[int, int], weights: str = "none", fp16: bool = False,
+                  head: Path | None = None) -> Path:
+    """Export `backbone` at `size` (N or (H, W); FP32, or FP16; optionally with a head) into
+    benchmarks/.work/models once; reuse it afterwards."""
     from edgeft.export.quiet import native_stderr_muted
 
     with native_stderr_muted():
@@ -22,12 +24,22 @@ def ensure_bundle(backbone: str, size: int, weights: str = "none", fp16: bool = 
     from edgeft.export.exporter import ExportConfig, export_bundle
     from edgeft.export.fp16 import Fp16Config
 
-    name = f"{backbone.lower()}-{size}" + ("" if weights == "none" else "-real") + ("-fp16" if fp16 else "")
+    height, width = (size, size) if isinstance(size, int) else size
+    shape = str(height) if height == width else f"{height}x{width}"
+    name = (f"{backbone.lower()}-{shape}" + ("" if weights == "none" else "-real") + ("-fp16" if fp16 else "")
+            + (f"-{head.stem}" if head else ""))
     path = WORK / "models" / name
     if not path.exists():
-        export_bundle(ExportConfig(backbone, weights=weights, input_size=(size, size), name=name, models_dir=WORK / "models",
-                                   fp16=Fp16Config() if fp16 else None))
+        export_bundle(ExportConfig(backbone, weights=weights, input_size=(height, width), name=name, models_dir=WORK / "models",
+                                   fp16=Fp16Config() if fp16 else None, head=head))
     return path
+
+
+def parse_model(item: str) -> tuple[str, int | tuple[int, int]]:
+    """`mobilenetv2:224` -> ('mobilenetv2', 224); `mobilenetv2:160x320` -> ('mobilenetv2', (160, 320))."""
+    name, _, size = item.partition(":")
+    height, _, width = size.partition("x")
+    return name, int(height) if not width else (int(height), int(width))
 
 
 def source_clip() -> Path:

@@ -1,7 +1,9 @@
 """Source(s) -> engine -> results: the streaming core, shared by the CLI and embedding code.
 
 Each source gets a capture thread that reads, decodes and resizes, so that work overlaps
-inference. Live sources keep only their newest tick (a stale frame is worse than a dropped
+inference. JPEG frames are decoded at the size the model needs (`decode="reduced"`, the default:
+libjpeg-turbo's DCT scaling, `sources.jpeg`), and a source with several cameras decodes a tick's
+frames side by side (`sources.decoding`). Every stage's time goes into `stats.profile`. Live sources keep only their newest tick (a stale frame is worse than a dropped
 one; replaced ticks are counted as drops, per result) and reconnect with bounded back-off when
 the feed is lost. Finite sources never drop: a bounded queue applies back-pressure. One tick of
 every source (the rig) goes through the model in one call; `batch` groups ticks of finite sources.
@@ -28,6 +30,7 @@ from .errors import EdgeftError, FrameError
 from .preprocess import prepare_batch
 from .results import Result
 from .sources import Frame, Source, SourceError, StreamLost
+from .sources.jpeg import check_mode, fit_for
 from .stats import Stats, steering_scorer
 
 log = logging.getLogger("edgeft")
@@ -42,8 +45,10 @@ class PipelineConfig:
     reconnect_timeout_s: float | None = 60.0  # give up on a lost live source (None: never)
     max_ticks: int | None = None
     join_timeout_s: float = 10.0  # how long stopping waits for a capture thread inside a read
+    decode: str = "reduced"  # JPEG frames: "reduced" (DCT-scaled to the model's input) or "full" (then resized)
 
     def __post_init__(self) -> None:
+        check_mode(self.decode)
         if self.batch < 1 or self.queue_ticks < 1:
             raise EdgeftError("batch and queue_ticks must be at least 1")
         if self.max_ticks is not None and self.max_ticks < 0:
@@ -142,27 +147,39 @@ class _Capture(threading.Thread):
     def _loop(self) -> None:
         period = 1.0 / self.source.options.rate if self.source.options.rate else 0.0
         started = next_at = time.monotonic()
+        decoder, profile = self.source.decoder, self.stats.profile
         while not self.stop.is_set():
+            t_read, decoded_before = time.perf_counter(), decoder.seconds
             try:
                 tick = self.source.next_tick()
             except StreamLost as lost:
                 if self._reconnect(str(lost)):
                     continue
                 return
+            decode_ms = (decoder.seconds - decoded_before) * 1000.0
+            read_ms = (time.perf_counter() - t_read) * 1000.0 - decode_ms
             if tick is None:
                 self.stats.notes.extend(self.source.end_notes())
                 return
             if not tick:  # a live source with nothing new yet
                 continue
             if self.skip is not None and all(self.skip(frame) for frame in tick):
+                profile.add(read=read_ms, decode=decode_ms)
                 continue
+            t_pace = time.perf_counter()
             if period:
                 offset = self.source.replay_offset(tick)
                 next_at = started + offset / self.source.options.rate if offset is not None else next_at + period
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
                 for frame in tick:  # a paced file frame is "captured" when the camera would deliver it
                     frame.t_capture, frame.t_mono = time.time(), time.monotonic()
-            self.channel.put([self._prepare(frame) for frame in tick], self.stop)
+            t_resize = time.perf_counter()
+            prepared = [self._prepare(frame) for frame in tick]
+            t_hand_off = time.perf_counter()
+            self.channel.put(prepared, self.stop)
+            stages = dict(read=read_ms, decode=decode_ms, resize=(t_hand_off - t_resize) * 1000.0,
+                          hand_off=(time.perf_counter() - t_hand_off) * 1000.0)
+            profile.add(**stages, **({"pace": (t_resize - t_pace) * 1000.0} if period else {}))
         if self.source.live:  # a live feed has no end of its own: what it has to say is said when the run stops
             self.stats.notes.extend(self.source.end_notes())
 
@@ -243,8 +260,10 @@ class Pipeline:
         self._started = True
         try:
             if self.config.max_ticks != 0:
+                fit = fit_for(self.engine.manifest.input, self.config.decode)
                 for source in self.sources:
                     source.open()
+                    source.decode_for(fit)
                 self._captures = [_Capture(s, self.engine, self.config, self.stats, self._stop, self.skip) for s in self.sources]
                 for capture in self._captures:
                     capture.start()
@@ -256,15 +275,19 @@ class Pipeline:
         batch = self.config.batch if not any(c.live for c in self._captures) else 1
         while not self._stop.is_set():
             group = []
+            waited = time.perf_counter()
             while len(group) < batch and not self._reached(self.ticks + len(group)):
                 tick = self._next_rig_tick()
                 if tick is None:
                     self._stop.set()
                     break
                 group.append(tick)
+            wait_ms = (time.perf_counter() - waited) * 1000.0
             if group:
                 self.ticks += len(group)
-                yield from self._infer([p for tick in group for p in tick])
+                yield from self._infer([p for tick in group for p in tick], wait_ms)
+            else:
+                self.stats.profile.add(wait=wait_ms)  # waiting for the end of the stream
             if self._reached(self.ticks):
                 break
 
@@ -283,13 +306,15 @@ class Pipeline:
             rig.extend(item)
         return rig
 
-    def _infer(self, prepared: list[_Prepared]) -> Iterator[Result]:
+    def _infer(self, prepared: list[_Prepared], wait_ms: float) -> Iterator[Result]:
         usable = [p for p in prepared if p.tensor is not None]
-        started = time.monotonic()
+        t_infer, started = time.perf_counter(), time.monotonic()
         outputs = self.engine.run(np.stack([p.tensor for p in usable])) if usable else {}
         done = time.monotonic()
+        inference_ms, results_s, sinks_s = (time.perf_counter() - t_infer) * 1000.0, 0.0, 0.0
         row = 0
         for p in prepared:
+            t_result = time.perf_counter()
             f = p.frame
             common = dict(source=f.source, frame=f.index, t_capture=f.t_capture, latency_ms=(done - f.t_mono) * 1000.0,
                           truth=f.truth, image=f.image, stamp=f.stamp, dropped=p.dropped, age_ms=(started - f.t_mono) * 1000.0,
@@ -301,4 +326,8 @@ class Pipeline:
                 row += 1
             for observe in self.observers:
                 observe(result)
-            yield result
+            t_sinks = time.perf_counter()
+            results_s += t_sinks - t_result
+            yield result  # the consumer (sinks, display, the caller's loop) has the result until it asks for the next
+            sinks_s += time.perf_counter() - t_sinks
+        self.stats.profile.add(wait=wait_ms, inference=inference_ms, results=results_s * 1000.0, sinks=sinks_s * 1000.0)

@@ -15,32 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .histogram import Histogram
+from .profile import Profile
+
 MESSAGES_KEPT = 20
-
-
-class Histogram:
-    """Counts in log-spaced bins from `low` to `high`; values outside land in the end bins."""
-
-    def __init__(self, low: float = 1e-3, high: float = 1e6, bins: int = 2000):
-        self._log_low, self._step = math.log(low), (math.log(high) - math.log(low)) / bins
-        self._counts = np.zeros(bins, np.int64)
-        self.count = 0
-
-    def add(self, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        position = (math.log(value) - self._log_low) / self._step if value > 0 else 0
-        self._counts[min(max(int(position), 0), len(self._counts) - 1)] += 1
-        self.count += 1
-
-    def percentiles(self, qs: tuple[float, ...]) -> list[float]:
-        """The geometric centre of the bin holding each percentile."""
-        cumulative = np.cumsum(self._counts)
-        out = []
-        for q in qs:
-            index = int(np.searchsorted(cumulative, max(1, math.ceil(q / 100 * self.count))))
-            out.append(math.exp(self._log_low + (index + 0.5) * self._step))
-        return out
 
 
 @dataclass
@@ -76,6 +54,7 @@ class Stats:
     latency: Histogram = field(default_factory=Histogram)
     recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     steering_error: ErrorSummary = field(default_factory=ErrorSummary)
+    profile: Profile = field(default_factory=Profile)  # per-stage time: where the run's time went
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -120,7 +99,8 @@ class Stats:
             "frames": self.frames, "invalid": self.invalid, "elapsed_s": round(self.elapsed_s, 3),
             "fps": round(self.fps, 2), "latency_ms": self.latency_percentiles(), "drops": self.drops,
             "skipped": self.skipped, "reconnects": self.reconnects, "provider": self.provider,
-            "steering": self.steering(), "errors": list(self.errors), "notes": list(self.notes),
+            "steering": self.steering(), "profile": self.profile.as_dict(), "errors": list(self.errors),
+            "notes": list(self.notes),
         }
 
 

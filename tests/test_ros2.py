@@ -85,8 +85,9 @@ def test_a_rig_is_paired_by_stamp_and_every_value_is_engine_predicts(bundle, fra
                                                                                   ("score", FLOAT))]
     with start("listen", ["--out", str(out), "--seconds", "60", *topics, f"/diagnostics={DIAGNOSTICS}"], rig.env, tmp_path / "l.log"):
         sources = [arg for camera in RIG for arg in ("--source", f"{camera}=ros2:/rig/{camera}")]
-        summary = finished(edgeft(["run", "--model", str(bundle), *sources, "--publish", "ros2:/car", "--max-frames", "60", "--quiet"],
-                                  rig.env, tmp_path / "edgeft.log"))
+        # --decode full: the transport is what is checked here, against Engine.predict on the very frames sent
+        summary = finished(edgeft(["run", "--model", str(bundle), *sources, "--publish", "ros2:/car", "--max-frames", "60", "--quiet",
+                                   "--decode", "full"], rig.env, tmp_path / "edgeft.log"))
         wait_for(lambda: len(predictions(out, "/car/odd/prediction")) >= 50, 10, "the listener to have the predictions")
     assert re.search(r"4 cameras paired within ±\d+\.\d ms", summary), summary
     camera_log, engine = sent(rig.log), Engine.load(bundle)

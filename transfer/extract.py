@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeft.runtime import EdgeftError, Engine, Manifest, SinkOptions, read_features
 from edgeft.runtime.sinks import ShardWriter, features_meta, shard_name
-from edgeft.runtime.sources import BagOptions, FrameReader, is_bag
+from edgeft.runtime.sources import BagOptions, FrameReader, check_mode, fit_for, is_bag
 
 from .datasets import Item, Plan, is_driving_log
 
@@ -31,10 +31,12 @@ class ExtractConfig:
     batch: int = 16
     resume: bool = False
     force: bool = False  # replace an existing features folder
+    decode: str = "reduced"  # JPEG frames at the model's size ("reduced") or decoded whole, then resized ("full")
 
     def __post_init__(self) -> None:
         if self.rows_per_shard < 1 or self.batch < 1:
             raise EdgeftError("--rows-per-shard and --batch must be at least 1")
+        check_mode(self.decode)
 
 
 @dataclass
@@ -58,8 +60,8 @@ Featurize = Callable[[list[Shard]], Iterator[tuple[int, np.ndarray, int]]]  # ->
 def extract(engine: Engine, plan: Plan, out: Path, settings: dict, config: ExtractConfig = ExtractConfig(),
             progress: Callable[[int, int], None] = lambda done, total: None) -> int:
     """Fill `out` with features of every planned item, in this process; returns the number of unreadable images."""
-    return write_features(engine.manifest, engine.computed_by, plan, out, settings, config, local_features(engine, config.batch),
-                          progress)
+    return write_features(engine.manifest, engine.computed_by, plan, out, settings, config,
+                          local_features(engine, config.batch, config.decode), progress)
 
 
 def write_features(manifest: Manifest, computed_by: dict, plan: Plan, out: Path, settings: dict, config: ExtractConfig,
@@ -92,10 +94,10 @@ def write_features(manifest: Manifest, computed_by: dict, plan: Plan, out: Path,
     return unreadable
 
 
-def local_features(engine: Engine, batch: int) -> Featurize:
+def local_features(engine: Engine, batch: int, decode: str = "reduced") -> Featurize:
     def featurize(shards: list[Shard]) -> Iterator[tuple[int, np.ndarray, int]]:
         shape = engine.manifest.output("features").shape[1:]
-        with FrameReader() as frames:
+        with FrameReader(fit_for(engine.manifest.input, decode)) as frames:
             for number, items in shards:
                 yield number, *item_features(engine, items, batch, shape, frames)
 
@@ -103,9 +105,9 @@ def local_features(engine: Engine, batch: int) -> Featurize:
 
 
 def extraction_settings(dataset: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                        cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions()) -> dict:
+                        cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions(), decode: str = "reduced") -> dict:
     """The settings recorded with the features (a resumed run must match them)."""
-    settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(augment)}
+    settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(augment), "decode": decode}
     if is_driving_log(dataset) or is_bag(str(dataset)):
         settings.update(cameras=list(cameras), correction=correction)
     if is_bag(str(dataset)):

@@ -28,6 +28,7 @@ class RayConfig:
     actors: int | None = None  # default: the cluster's CPUs / cpus_per_actor
     cpus_per_actor: int = 1  # onnxruntime threads per actor
     batch: int | None = None  # frames per map_batches call; default: extract's --batch
+    decode: str = "reduced"  # how workers decode JPEG frames (`edgeft.runtime.sources.jpeg`)
     connect_timeout_s: float = 15.0
     head_lost_s: float = 10.0  # the head's GCS unreachable this long mid-job: the job stops, and says so
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.runtime import EdgeftError, Engine, EngineConfig, FeatureSink, SinkOptions, SourceOptions, load_bundle
-from edgeft.runtime.sources import FrameReader, Listed, SourceError, is_live, is_uri, open_source, ref_file
+from edgeft.runtime.sources import FrameReader, Listed, SourceError, fit_for, is_live, is_uri, open_source, ref_file
 
 from .datasets import Item, Plan
 from .extract import ExtractConfig, Featurize, Shard, item_features, write_features
@@ -38,7 +38,8 @@ class _Featurizer:
     backend and precision the driver chose (`target`), proved on this node like any named one,
     so that features never depend on which node computed them."""
 
-    def __init__(self, bundle_files: list, threads: int | None, target: tuple[str, str | None], provider: str):
+    def __init__(self, bundle_files: list, threads: int | None, target: tuple[str, str | None], provider: str,
+                 decode: str = "reduced"):
         import ray
 
         context = ray.get_runtime_context()
@@ -57,7 +58,7 @@ class _Featurizer:
         if self.engine.provider != provider:
             raise RayError(f"node {self.node} runs {self.engine.provider}, the driver {provider}: their features would differ; "
                            "pick --device and --precision every node has")
-        self.frames = FrameReader()
+        self.frames = FrameReader(fit_for(self.engine.manifest.input, decode))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [Item(p, "", "", flip=bool(f), brightness=float(b)) for p, f, b in zip(batch["path"], batch["flip"], batch["brightness"])]
@@ -98,7 +99,7 @@ def _on_actors(refs: list[tuple[str, bool, float]], engine: Engine, config: RayC
         # the bundle goes to the object store once and reaches each node once; passed inside a list, so that the
         # actor fetches it (a bare ObjectRef argument makes Ray warn about restarts for nothing: we hold the ref)
         _Featurizer, fn_constructor_kwargs={"bundle_files": [ray.put(files)], "threads": config.cpus_per_actor,
-                                            "target": target, "provider": engine.provider},
+                                            "target": target, "provider": engine.provider, "decode": config.decode},
         batch_size=config.batch or batch, batch_format="numpy",
         compute=ActorPoolStrategy(size=report.actors),  # actors on a node that dies are restarted, their tasks retried
         num_cpus=config.cpus_per_actor)

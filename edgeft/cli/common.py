@@ -124,6 +124,12 @@ Test = Annotated[float, typer.Option(help="test fraction", rich_help_panel=DATA)
 Augment = Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)", rich_help_panel=DATA)]
 Cameras = Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=DATA)]
 Correction = Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right", rich_help_panel=DATA)]
+# How frames are decoded: run and extract decode them the same way.
+Decode = Annotated[str, typer.Option(help="auto | reduced | full: JPEG frames decoded at the model's size (DCT scaling) or whole, "
+                                          "then resized (auto: reduced, full when --save-video/--show draw the frames)",
+                                     rich_help_panel="Source")]
+DecodeWorkers = Annotated[Optional[int], typer.Option(help="threads decoding the cameras of one tick side by side (default: the cores; 1: serial)",
+                                                      rich_help_panel="Source")]
 # How a ROS bag is read: run and extract read them the same way.
 TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
 TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
@@ -134,6 +140,14 @@ End = Annotated[Optional[float], typer.Option(help="stop this many seconds into 
 
 # How edgeft meets a live ROS 2 graph: run and topics meet it the same way.
 RosDomain = Annotated[Optional[int], typer.Option(help="ROS_DOMAIN_ID to use (default: the environment's, else 0)", rich_help_panel=ROS2)]
+
+
+def decode_mode(choice: str, draws_frames: bool = False) -> str:
+    """--decode's value as the pipeline takes it: auto is reduced, unless an output draws the
+    frames (an annotated video, a window), which then get them at full size."""
+    if choice not in ("auto", "reduced", "full"):
+        raise EdgeftError(f"--decode must be auto, reduced or full, got '{choice}'")
+    return ("full" if draws_frames else "reduced") if choice == "auto" else choice
 
 
 def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,

@@ -99,11 +99,27 @@ def summary_table(stats: Stats, manifest: Manifest, interrupted: bool) -> Table:
         ("reconnects", str(stats.reconnects)),
         ("provider", stats.provider),
     ]
+    rows += profile_rows(stats)
     steering = stats.steering()
     if steering:
         rows.append(("steering", f"MAE {steering['mae']:.4f}, RMSE {steering['rmse']:.4f} on {steering['n']} frames with ground truth"))
     rows += [("note", note) for note in stats.notes] + [("error", error) for error in stats.errors]
     return key_value_table(f"edgeft run: {manifest.name}" + (" (interrupted)" if interrupted else ""), rows)
+
+
+def profile_rows(stats: Stats) -> list[tuple[str, str]]:
+    """Each thread's stages as 'p50/p99 ms per tick, share of the thread's time', and the bottleneck."""
+    from edgeft.runtime.profile import CAPTURE_STAGES, MAIN_STAGES
+
+    stages = stats.profile.summary()
+    rows = []
+    for label, names in (("capture thread", CAPTURE_STAGES), ("main thread", MAIN_STAGES)):
+        shown = [f"{name} {stages[name].p50_ms:.2f}/{stages[name].p99_ms:.2f} ms {stages[name].share:.0%}"
+                 for name in names if name in stages]
+        if shown:
+            rows.append((label, ", ".join(shown)))
+    bottleneck = stats.profile.bottleneck()
+    return rows + ([("bottleneck", bottleneck)] if bottleneck else [])
 
 
 def describe(manifest: Manifest, outputs: dict) -> str:

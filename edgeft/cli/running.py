@@ -13,9 +13,9 @@ from rich.table import Table
 
 from edgeft.runtime import EdgeftError, Engine, PipelineConfig, SinkOptions, SourceOptions
 
-from .common import (MODELS_DIR, OUTPUT, ROS2, RUN, Device, End, Force, Incomplete, IoBinding, Model, Precision, RosDomain, Start,
-                     SyncTolerance, Threads, TruthField, TruthTopic, app, bag_options, err, log_to_stderr, names, say, stdout,
-                     user_errors)
+from .common import (MODELS_DIR, OUTPUT, ROS2, RUN, Decode, DecodeWorkers, Device, End, Force, Incomplete, IoBinding, Model,
+                     Precision, RosDomain, Start, SyncTolerance, Threads, TruthField, TruthTopic, app, bag_options, decode_mode, err,
+                     log_to_stderr, names, say, stdout, user_errors)
 from .display import RunDisplay, bench_all_table, bench_table, describe, summary_table
 
 SOURCE = "Source"
@@ -30,9 +30,9 @@ def load_engine(model: Path | None, device: str = "auto", threads: int | None = 
 
 
 def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], sources: SourceOptions, sinks: SinkOptions,
-                config: PipelineConfig, quiet: bool) -> None:
-    """Sources -> pipeline -> sinks with a live display and a summary; exits as the run ended.
-    Shared by `run` and `extract --source`."""
+                config: PipelineConfig, quiet: bool, json_summary: bool = False) -> None:
+    """Sources -> pipeline -> sinks with a live display and a summary (a table, or JSON on
+    stdout); exits as the run ended. Shared by `run` and `extract --source`."""
     from edgeft.runtime import FeatureSink, Pipeline, check_sinks, open_rig, run
     from edgeft.runtime.sinks import open_checked
     from edgeft.runtime.sources import is_live
@@ -47,7 +47,10 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
         pipeline = Pipeline(rig.sources, engine, config, skip=(lambda f: (f.source, f.index) in done) if done else None)
         with RunDisplay(err, pipeline.stats, rig.total(config.max_ticks), rig.live, enabled=not quiet) as display:
             outcome = run(pipeline, opened, on_result=lambda r: display.update(r, pipeline.ticks))
-    stdout.print(summary_table(outcome.stats, engine.manifest, outcome.signal is not None))
+    if json_summary:
+        print(json.dumps(run_summary(outcome, engine, config), indent=2))
+    else:
+        stdout.print(summary_table(outcome.stats, engine.manifest, outcome.signal is not None))
     if outcome.signal:
         raise typer.Exit(outcome.exit_code)  # 130 for Ctrl-C, 143 for SIGTERM
     if outcome.error:
@@ -57,6 +60,12 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
             raise EdgeftError(f"no frame could be used: all {outcome.stats.skipped} inputs were unreadable")
         window = sources.bag.start_s is not None or sources.bag.end_s is not None
         raise EdgeftError(f"no frame came from {', '.join(specs)}" + (" in the --start/--end window" if window else ""))
+
+
+def run_summary(outcome, engine: Engine, config: PipelineConfig) -> dict:
+    """The run as `--json` prints it: the stats (with the stage profile), the bundle, how it ran."""
+    return {"model": engine.manifest.name, "decode": config.decode, "interrupted": outcome.signal is not None,
+            "error": outcome.error, **outcome.stats.as_dict()}
 
 
 @app.command(rich_help_panel="Running")
@@ -108,6 +117,9 @@ def run(
     force: Force = False,
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many ticks", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display, only the summary", rich_help_panel=RUN)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary (with the stage profile) as JSON", rich_help_panel=RUN)] = False,
+    decode: Decode = "auto",
+    decode_workers: DecodeWorkers = None,
     truth_topic: TruthTopic = None,
     truth_field: TruthField = None,
     sync_tolerance: SyncTolerance = None,
@@ -131,9 +143,9 @@ def run(
         ros = RosOptions(domain=ros_domain, qos=ros_qos, wait_s=ros_wait, features=ros_features, types=names(ros_types),
                          node_name=node_name_for(publish.partition(":")[2] if publish else None))
         sources = SourceOptions(width=width, height=height, fps=fps, loop=loop, rate=rate, stride=stride, cameras=names(cameras),
-                                correction=correction, bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end),
-                                ros=ros)
-        config = PipelineConfig(batch=batch, max_ticks=max_frames)
+                                correction=correction, decode_workers=decode_workers,
+                                bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end), ros=ros)
+        config = PipelineConfig(batch=batch, max_ticks=max_frames, decode=decode_mode(decode, draws_frames=bool(save_video or show)))
         engine = load_engine(model, device, threads, precision, cache_dir=cache_dir, io_binding=io_binding)
         outputs = [f"{kind}:{path}" for kind, path in (("predictions", output), ("features", features), ("video", save_video),
                                                        ("mcap", record), ("foxglove", foxglove)) if path]
@@ -141,7 +153,8 @@ def run(
         if show and not WindowSink.available():
             err.print("--show ignored: no display here")
         outputs += ["window"] if show and WindowSink.available() else []
-        stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0, ros=ros), config, quiet)
+        stream_into(engine, source, outputs, sources, SinkOptions(force=force, fps=rate or 20.0, ros=ros), config, quiet or json_out,
+                    json_out)
 
 
 @app.command(rich_help_panel="Running")

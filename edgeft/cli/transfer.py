@@ -12,9 +12,9 @@ from edgeft.runtime.sources import location
 from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_cluster import RayConfig
 
-from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
-                     Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
-                     err, export_available, names, say, user_errors)
+from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Decode, Device, End, Force, Incomplete, InputSize, Model,
+                     Pooling, Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app,
+                     bag_options, decode_mode, err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
@@ -56,6 +56,7 @@ def extract(
     force: Force = False,
     rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard", rich_help_panel=OUTPUT)] = 256,
     batch: Annotated[int, typer.Option(help="frames per inference call")] = 16,
+    decode: Decode = "auto",
     truth_topic: TruthTopic = None,
     truth_field: TruthField = None,
     sync_tolerance: SyncTolerance = None,
@@ -73,11 +74,12 @@ def extract(
         if (dataset is None) == (source is None):
             raise EdgeftError("give a DATASET (class folders or driving log) or --source, not both")
         data = location(dataset) if dataset is not None else None
-        config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
+        mode = decode_mode(decode)
+        config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force, decode=mode)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
         engine = load_engine(model, device, precision=precision)  # with --ray too: every actor runs what this chose
         if ray is not None:
-            ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor)
+            ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor, decode=mode)
             if source is not None:
                 _extract_source_on_ray(engine, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
                                        rows_per_shard=rows_per_shard), batch, ray_config)
@@ -87,11 +89,12 @@ def extract(
             return
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
-            stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)
+            stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch, decode=mode),
+                        quiet=False)
             return
         aug, cams = names(augment), names(cameras)
         plan = plan_dataset(data, val, test, seed, aug, cams, correction, bag)
-        settings = extraction_settings(data, val, test, seed, aug, cams, correction, bag)
+        settings = extraction_settings(data, val, test, seed, aug, cams, correction, bag, mode)
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
@@ -103,7 +106,8 @@ def _extract_on_ray(engine: Engine, dataset: Path, out: Path, planning: tuple, c
 
     plan = plan_dataset(dataset, *planning)
     with ProgressBar(err, "extract on Ray", len(plan.items)) as progress:
-        unreadable, report = extract_on_ray(engine, plan, out, extraction_settings(dataset, *planning), config, ray, progress.update)
+        settings = extraction_settings(dataset, *planning, decode=config.decode)
+        unreadable, report = extract_on_ray(engine, plan, out, settings, config, ray, progress.update)
     say(extraction_report(plan, out, unreadable))
     for line in report.lines():
         say(line)

@@ -80,5 +80,10 @@ class RosNode:
                 self.executor.spin()
             except ros().ExternalShutdownException:
                 return
+            except RuntimeError as exc:
+                # rclpy's InvalidHandle: a source or sink destroyed its entity while the executor was building
+                # its wait set (sources and sinks share this node and close in turn); the next spin rebuilds it
+                if type(exc).__name__ != "InvalidHandle":
+                    log.exception("edgeft: a ROS 2 callback failed")
             except Exception:  # noqa: BLE001 - a failed callback must not silence the node
                 log.exception("edgeft: a ROS 2 callback failed")

@@ -33,6 +33,7 @@ from ..errors import first_line
 from ..manifest import Manifest
 from ..overlay import arrow_points, caption, picture
 from ..results import Result, decode, finite_or_none
+from ..sources.jpeg import jpeg_size
 from .base import SinkError, SinkOptions, check_new_file
 from .worker import Latest, Mailbox, SinkWorker
 
@@ -161,7 +162,8 @@ class FoxgloveSink:
         from foxglove.messages import (Color, ImageAnnotations, Point2, PointsAnnotation, PointsAnnotationType,
                                        TextAnnotation)
 
-        height, width = image.shape[:2]
+        # the image as sent: a recorded JPEG goes out whole even when it was decoded reduced for the model
+        height, width = (result.jpeg and jpeg_size(result.jpeg)) or image.shape[:2]
         decoded = decode(self.manifest, result.outputs)
         arrows = [(value, color) for value, color in ((result.truth, Color(r=0, g=0.8, b=0, a=1)),
                                                       (decoded.steering, Color(r=1, g=0, b=0, a=1))) if value is not None]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import first_line
 from ..stats import Histogram
 from .base import BagOptions, Frame, Listed, Source, SourceError, SourceOptions, Tick
@@ -235,12 +237,21 @@ class BagSource(Source):
         return max(self._reader.topics[t].msgcount for t in self.cameras.values())
 
     def read(self) -> Tick | None:
+        """The next paired tick: its cameras' messages decoded side by side, in camera order."""
         for index, tick, truth in self._ticks:
-            frames = [frame for w in tick.frames
-                      if (frame := self._frame(index, w.camera, w.stamp, w.payload, truth[w.camera])) is not None]
+            images = self.decoder.map(self._decode, [w.payload for w in tick.frames])
+            frames = [frame for w, image in zip(tick.frames, images)
+                      if (frame := self._frame(index, w.camera, w.stamp, w.payload, image, truth[w.camera])) is not None]
             if frames:
                 return frames
         return None
+
+    def _decode(self, recorded: Recorded) -> np.ndarray | str:
+        """The message's image, or why it holds none (said by `_frame`, on the capture thread)."""
+        try:
+            return message_to_bgr(recorded.msg, self.fit)
+        except ImageDecodeError as exc:
+            return str(exc)
 
     def listing(self) -> Iterator[list[Listed]]:
         for index, tick, _ in self._synchronised():
@@ -270,11 +281,10 @@ class BagSource(Source):
                          "(NaN or infinite) and were left out")
         return notes
 
-    def _frame(self, index: int, camera: str, stamp: float, recorded: Recorded, truth: float | None) -> Frame | None:
-        try:
-            image = message_to_bgr(recorded.msg)
-        except ImageDecodeError as exc:
-            self.skip(f"{camera} message at {stamp:.3f} ({exc})")
+    def _frame(self, index: int, camera: str, stamp: float, recorded: Recorded, image: np.ndarray | str,
+               truth: float | None) -> Frame | None:
+        if isinstance(image, str):
+            self.skip(f"{camera} message at {stamp:.3f} ({image})")
             return None
         if truth is not None and camera in SIDE_SIGN and camera != "center":
             truth = None if self.options.correction is None else truth + SIDE_SIGN[camera] * self.options.correction

@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import EdgeftError
 from ..ros2.options import RosOptions
+from .decoding import DecodePool
+from .jpeg import Fit
 
 log = logging.getLogger("edgeft")
 
@@ -63,6 +65,7 @@ class SourceOptions:
     cameras: tuple[str, ...] = ("center", "left", "right")  # driving log cameras to use
     correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
     timeout_s: float = 10.0  # network streams: open/read timeout
+    decode_workers: int | None = None  # threads decoding a multi-camera tick side by side (None: the cores; 1: serial)
     bag: BagOptions = BagOptions()  # also how a ROS 2 rig pairs its cameras (tolerance, incomplete ticks)
     ros: RosOptions = RosOptions()
 
@@ -77,6 +80,8 @@ class SourceOptions:
                 raise SourceError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
         if self.stride < 1:
             raise SourceError(f"--stride must be at least 1, got {self.stride}")
+        if self.decode_workers is not None and self.decode_workers < 1:
+            raise SourceError(f"--decode-workers must be at least 1, got {self.decode_workers}")
 
 
 @dataclass
@@ -123,6 +128,14 @@ class Source(ABC):
         self._warned = False
         self._opened = False
         self._lock = threading.RLock()
+        self.fit: Fit | None = None  # decode JPEG frames for this model input (height, width); None: full size
+        self.decoder = DecodePool(options.decode_workers)
+
+    def decode_for(self, fit: Fit | None) -> None:
+        """Decode JPEG frames at the largest DCT reduction that stays at or above `fit`, the
+        model's (height, width) (`sources.jpeg`); None decodes them at full size. Set it before
+        reading starts: the pipeline does, with its engine's input size."""
+        self.fit = fit
 
     @property
     def total(self) -> int | None:
@@ -145,6 +158,7 @@ class Source(ABC):
             if self._opened:
                 self._close()
                 self._opened = False
+            self.decoder.close()
 
     def next_tick(self) -> Tick | None:
         """`read()` under the source's lock; None once the source is closed."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..errors import utf8_text
 from .base import Frame, Listed, Source, SourceError, SourceOptions, Tick
-from .images import image_frame
+from .images import decode_files, image_frame
+from .storage import read_bytes
 
 CAMERAS = ("center", "left", "right")
 SIDE_SIGN = {"center": 0.0, "left": 1.0, "right": -1.0}  # steer back toward the centre line
@@ -131,11 +132,15 @@ class DriveLogSource(Source):
         return camera if self.name in ("", "drivelog") else f"{self.name}/{camera}"
 
     def read(self) -> Tick | None:
+        """The next row with a readable camera: its files read in turn, decoded side by side."""
         while self._position < len(self._rows):
             index = self._position
             row = self._rows[index]
             self._position += 1
-            tick = [frame for cam in self.options.cameras if (frame := self._frame(index, row, cam)) is not None]
+            cameras = [camera for camera in self.options.cameras if row.paths[camera]]  # a log may lack a camera
+            raws = [read_bytes(resolve_image(row.paths[camera], self._log_dir)) for camera in cameras]
+            tick = [frame for camera, raw, decoded in zip(cameras, raws, decode_files(self, raws))
+                    if (frame := self._frame(index, row, camera, raw, decoded)) is not None]
             if tick:
                 return tick
         return None
@@ -147,12 +152,10 @@ class DriveLogSource(Source):
             if tick:
                 yield tick
 
-    def _frame(self, index: int, row: LogRow, camera: str) -> Frame | None:
+    def _frame(self, index: int, row: LogRow, camera: str, raw: bytes | None, decoded: tuple) -> Frame | None:
         logged = row.paths[camera]
-        if not logged:
-            return None  # this log has no such camera
-        frame = image_frame(self, self.camera_name(camera), resolve_image(logged, self._log_dir), index,
-                            f"{camera} image '{logged}'", self._truth(row.steering, camera))
+        frame = image_frame(self, self.camera_name(camera), raw, decoded, index, f"{camera} image '{logged}'",
+                            self._truth(row.steering, camera))
         if frame is not None:
             frame.stamp = stamp_in_name(logged)
         return frame

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .base import Frame, Listed, Source, SourceError, SourceOptions, Tick
+from .jpeg import Fit, decode_reduced
 from .storage import read_bytes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -41,13 +42,14 @@ def truncation(data: np.ndarray) -> str | None:
     return None
 
 
-def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+def decode_image(path: Path, fit: Fit | None = None) -> tuple[np.ndarray | None, str | None]:
     """(BGR uint8 image, None); (None, why) for a truncated file; (None, None) when unreadable.
-    Grey, 4-channel and 16-bit files are taken as well."""
-    return decode_bytes(read_bytes(path))
+    Grey, 4-channel and 16-bit files are taken as well. With `fit` (a model's height, width), a
+    JPEG is decoded at the largest DCT reduction that stays at or above it (`sources.jpeg`)."""
+    return decode_bytes(read_bytes(path), fit)
 
 
-def decode_bytes(raw: bytes | None) -> tuple[np.ndarray | None, str | None]:
+def decode_bytes(raw: bytes | None, fit: Fit | None = None) -> tuple[np.ndarray | None, str | None]:
     """`decode_image` of a file's bytes (None: there was no file)."""
     if not raw:
         return None, None
@@ -57,15 +59,17 @@ def decode_bytes(raw: bytes | None) -> tuple[np.ndarray | None, str | None]:
     cut = truncation(data)
     if cut is not None:
         return None, cut
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    image = decode_reduced(data, fit) if fit is not None else None
+    if image is None:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is not None and image.dtype != np.uint8:
         image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else None
     return image, None
 
 
-def read_bgr(path: Path) -> np.ndarray | None:
+def read_bgr(path: Path, fit: Fit | None = None) -> np.ndarray | None:
     """The image at `path`, or None when it is unreadable or truncated."""
-    return decode_image(path)[0]
+    return decode_image(path, fit)[0]
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -78,11 +82,16 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
-def image_frame(source: Source, camera: str, path: Path, index: int, what: str, truth: float | None = None) -> Frame | None:
-    """A frame from an image file: marked invalid (with the reason) when the file is cut short,
-    None (counted by `source`, warned once) when it cannot be read at all."""
-    raw = read_bytes(path)
-    image, cut = decode_bytes(raw)
+def decode_files(source: Source, raws: list[bytes | None]) -> list[tuple[np.ndarray | None, str | None]]:
+    """`decode_bytes` of a tick's files at the source's fit, side by side on its decode pool."""
+    return source.decoder.map(lambda raw: decode_bytes(raw, source.fit), raws)
+
+
+def image_frame(source: Source, camera: str, raw: bytes | None, decoded: tuple[np.ndarray | None, str | None], index: int,
+                what: str, truth: float | None = None) -> Frame | None:
+    """A frame from an image file's bytes and their decoding: marked invalid (with the reason)
+    when the file is cut short, None (counted by `source`, warned once) when it cannot be read."""
+    image, cut = decoded
     if image is None and cut is None:
         source.skip(what)
         return None
@@ -128,7 +137,9 @@ class ImageSource(Source):
                 self._position, self._lap = 0, self._lap + 1
             position, path = self._position, self._files[self._position]
             self._position += 1
-            frame = image_frame(self, self.name, path, self._lap * len(self._files) + position, f"image {path}")
+            raw = read_bytes(path)
+            frame = image_frame(self, self.name, raw, decode_files(self, [raw])[0], self._lap * len(self._files) + position,
+                                f"image {path}")
             if frame is not None:
                 return [frame]
             if self.skipped >= len(self._files) and self.options.loop:

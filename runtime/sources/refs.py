@@ -17,6 +17,7 @@ import numpy as np
 
 from .bag import frame_ref, open_reader, parse_ref
 from .images import read_bgr
+from .jpeg import Fit
 from .rosimage import ImageDecodeError, message_to_bgr
 from .storage import location
 
@@ -42,7 +43,8 @@ class FrameReader:
     """Reads frames by reference, a batch at a time, keeping bags and videos open between batches:
     a video is read forward from where the last batch stopped, and seeks only across gaps."""
 
-    def __init__(self) -> None:
+    def __init__(self, fit: Fit | None = None) -> None:
+        self.fit = fit  # decode JPEG frames for this model input (height, width), as a pipeline does (`sources.jpeg`)
         self._bags: dict[str, Any] = {}
         self._videos: dict[str, list | None] = {}  # path -> [capture, number of the next frame it decodes]
 
@@ -52,7 +54,7 @@ class FrameReader:
         found = dict.fromkeys(bags) | self._bag_frames(bags)  # a message that is not in its bag reads as None
         for (path, number), ref in sorted((video, ref) for ref in refs if (video := parse_video_ref(ref))):
             found[ref] = self._video_frame(path, number)
-        return [found[ref] if ref in found else read_bgr(location(ref)) for ref in refs]
+        return [found[ref] if ref in found else read_bgr(location(ref), self.fit) for ref in refs]
 
     def _bag_frames(self, refs: list[str]) -> dict[str, np.ndarray | None]:
         wanted: dict[tuple[str, str], set[int]] = {}
@@ -67,7 +69,7 @@ class FrameReader:
                 ref = frame_ref(path, topic, log_time)
                 if log_time in times and ref not in found:
                     try:
-                        found[ref] = message_to_bgr(reader.deserialize(raw, connection.msgtype))
+                        found[ref] = message_to_bgr(reader.deserialize(raw, connection.msgtype), self.fit)
                     except ImageDecodeError:
                         found[ref] = None
         return found

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from ..ros2.env import ros
 from ..ros2.graph import full_name, message_class, wait_for_cameras
 from ..ros2.node import RosNode
@@ -145,18 +147,22 @@ class Ros2Source(Source):
         return self._frames(index, tick, dropped)
 
     def _frames(self, index: int, tick: list[_Arrived], dropped: int) -> list[Frame]:
-        """The one place messages are decoded (a decode pool would wrap this)."""
+        """The tick's messages decoded side by side (the decode pool, as bags do), at the model's size."""
         frames = []
-        for arrived in tick:
+        for arrived, decoded in zip(tick, self.decoder.map(self._decode, tick)):
             msg = arrived.msg
-            try:
-                image, invalid = message_to_bgr(msg), None
-            except ImageDecodeError as exc:
-                image, invalid = None, f"{arrived.camera}: {exc}"
+            image, invalid = (None, f"{arrived.camera}: {decoded}") if isinstance(decoded, str) else (decoded, None)
             frames.append(Frame(arrived.camera, index, image, t_capture=arrived.wall, t_mono=arrived.mono,
                                 stamp=arrived.stamp_ns / 1e9, stamp_ns=arrived.stamp_ns, frame_id=msg.header.frame_id,
                                 invalid=invalid, jpeg=recorded_jpeg(msg) if image is not None else None, dropped=dropped))
         return frames
+
+    def _decode(self, arrived: _Arrived) -> np.ndarray | str:
+        """The message's image, or why it holds none."""
+        try:
+            return message_to_bgr(arrived.msg, self.fit)
+        except ImageDecodeError as exc:
+            return str(exc)
 
     def _receiver(self, camera: str):
         def receive(msg: Any) -> None:

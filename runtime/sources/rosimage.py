@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .images import is_jpeg
+from .jpeg import Fit, decode_reduced
 
 _CHANNELS = {"bgr8": (3, np.uint8), "rgb8": (3, np.uint8), "bgra8": (4, np.uint8), "rgba8": (4, np.uint8),
              "mono8": (1, np.uint8), "8UC1": (1, np.uint8), "8UC3": (3, np.uint8), "mono16": (1, np.uint16),
@@ -25,9 +26,13 @@ class ImageDecodeError(Exception):
     """This message holds no image we can decode (unknown encoding, short data, bad JPEG)."""
 
 
-def compressed_to_bgr(data: np.ndarray | bytes) -> np.ndarray:
-    """A CompressedImage payload (jpeg or png; 16-bit png scaled to 8 bits)."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+def compressed_to_bgr(data: np.ndarray | bytes, fit: Fit | None = None) -> np.ndarray:
+    """A CompressedImage payload (jpeg or png; 16-bit png scaled to 8 bits); with `fit`, a JPEG
+    is decoded at the largest DCT reduction that stays at or above it (`sources.jpeg`)."""
+    buffer = np.frombuffer(data, np.uint8)
+    image = decode_reduced(buffer, fit) if fit is not None else None
+    if image is None:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageDecodeError("compressed image data cannot be decoded")
     return _as_uint8(image)
@@ -58,10 +63,10 @@ def raw_to_bgr(encoding: str, height: int, width: int, step: int, data: np.ndarr
     return _as_uint8(cv2.cvtColor(image, _TO_BGR[encoding]) if encoding in _TO_BGR else image)
 
 
-def message_to_bgr(msg: object) -> np.ndarray:
-    """Either message type, told apart by its fields."""
+def message_to_bgr(msg: object, fit: Fit | None = None) -> np.ndarray:
+    """Either message type, told apart by its fields (`fit` reduces JPEG decoding)."""
     if hasattr(msg, "format"):
-        return compressed_to_bgr(msg.data)
+        return compressed_to_bgr(msg.data, fit)
     return raw_to_bgr(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
 
 

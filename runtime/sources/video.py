@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,16 @@ class _CaptureSource(Source):
         if self._cap is None:
             raise StreamLost(f"{self.name} is not open")
         skip = self.options.stride - 1 if self._index >= 0 else 0
-        for _ in range(skip):
-            if not self._cap.grab():
-                return self._ended()
+        start = time.perf_counter()
+        try:
+            for _ in range(skip):
+                if not self._cap.grab():
+                    return self._ended()
+            ok, image = self._cap.read()
+        finally:
+            if not self.live:  # a file's read is its decode; a camera's is mostly waiting for the next frame
+                self.decoder.seconds += time.perf_counter() - start
         self._index += skip
-        ok, image = self._cap.read()
         if not ok or image is None:
             return self._ended()
         self._index += 1
