@@ -113,9 +113,12 @@ def telemetry(data: object, received: float | None = None, wall: float | None = 
         return Telemetry(None, received=received, wall=wall, problem="the telemetry is not an object")
     try:
         speed = sim_number(data.get("speed"), "speed")
+    except ValueError as exc:  # speed unknown: the safe stop then sends no negative throttle (it might reverse)
+        return Telemetry(None, received=received, wall=wall, problem=str(exc))
+    try:
         steering = sim_number(data.get("steering_angle", 0.0), "steering_angle") / FULL_LOCK_DEG
         throttle = sim_number(data.get("throttle", 0.0), "throttle")
         jpeg = image_bytes(data.get("image"))
     except ValueError as exc:
-        return Telemetry(None, received=received, wall=wall, problem=str(exc))
+        return Telemetry(None, speed, received=received, wall=wall, problem=str(exc))
     return Telemetry(jpeg, speed, steering, throttle, received, wall)
