@@ -70,8 +70,13 @@ class Car:
         if v != 0 and math.copysign(1.0, new) != math.copysign(1.0, v) and (throttle >= 0 or abs(v) / MPH > 5.0):
             new = 0.0  # braking and drag stop the car; they never reverse it
         self.speed = max(min(new, TOP_SPEED_MPH * MPH), -TOP_SPEED_MPH * MPH)
-        road = curvature(self.s) * MAX_CURVATURE
-        along = self.speed * math.cos(self.heading) / max(1.0 - road * self.offset, 0.1)
-        self.offset += self.speed * math.sin(self.heading) * h
-        self.heading += (self.speed * self.steering * MAX_CURVATURE - road * along) * h
-        self.s += along * h
+        v = (v + self.speed) / 2
+        # midpoint (RK2) on the road-frame kinematics: Euler's error would make an exact driver drift
+        ds, dy, dpsi = self._rates(self.s, self.offset, self.heading, v)
+        ds, dy, dpsi = self._rates(self.s + ds * h / 2, self.offset + dy * h / 2, self.heading + dpsi * h / 2, v)
+        self.s, self.offset, self.heading = self.s + ds * h, self.offset + dy * h, self.heading + dpsi * h
+
+    def _rates(self, s: float, offset: float, heading: float, v: float) -> tuple[float, float, float]:
+        road = curvature(s) * MAX_CURVATURE
+        along = v * math.cos(heading) / max(1.0 - road * offset, 0.1)
+        return along, v * math.sin(heading), v * self.steering * MAX_CURVATURE - road * along
