@@ -27,12 +27,9 @@ def expected_steering(data: bytes) -> float:
     return (red - blue) / 255
 
 
-def steering_frames(nan_every: int | None = None) -> list[bytes]:
-    """One JPEG per STEERINGS value; with `nan_every`, every such frame has no green (NaN out)."""
-    frames = [steering_frame(s) for s in STEERINGS]
-    if nan_every:
-        frames = [steering_frame(s, green=0) if i % nan_every == nan_every - 1 else f for i, f in enumerate(frames)]
-    return [jpeg(f) for f in frames]
+def steering_frames() -> list[bytes]:
+    """One JPEG per STEERINGS value."""
+    return [jpeg(steering_frame(s)) for s in STEERINGS]
 
 
 class Running:
