@@ -115,9 +115,9 @@ class Simulator:
         self._stop = True
 
     def run(self, on_tick=None) -> SimMetrics:
+        connection = self._connect()  # first: it says how to install websockets when it is missing
         from websockets.exceptions import ConnectionClosed
 
-        connection = self._connect()
         try:
             ended = self._drive(connection, on_tick)
         except ConnectionClosed:
