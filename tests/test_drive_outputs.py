@@ -135,3 +135,18 @@ def test_bad_drive_settings_are_one_line(bundle, tmp_path) -> None:
     assert not (tmp_path / "never" / "driving_log.csv").exists()  # nothing left behind by a drive that never started
     proc = edgeft("sim", "--port", free_port(), "--connect-timeout", "0.5")
     assert proc.returncode == 1 and "cannot reach edgeft drive" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_record_writes_the_frames_the_car_saw_to_mcap(bundle, tmp_path) -> None:
+    pytest.importorskip("foxglove", reason="the foxglove extra (foxglove-sdk) is not installed")
+    mcap_reader = pytest.importorskip("mcap.reader", reason="the test extra (mcap) is not installed")
+    decoder = pytest.importorskip("mcap_protobuf.decoder", reason="the test extra (mcap-protobuf-support) is not installed")
+    engine = Engine.load(bundle, device="cpu")
+    frames = steering_frames()
+    sinks = open_sinks([f"mcap:{tmp_path / 'drive.mcap'}"], engine.manifest)
+    with udacity_drive(engine, sinks=sinks) as running:
+        UnityClient(running.port, frames).run(20, timeout_s=60, hold=0.3)
+    with open(tmp_path / "drive.mcap", "rb") as fh:
+        reader = mcap_reader.make_reader(fh, decoder_factories=[decoder.DecoderFactory()])
+        images = [bytes(d.data) for _, _, _, d in reader.iter_decoded_messages(topics=["/edgeft/center/image"])]
+    assert 0 < len(images) <= running.stats.ticks and all(image in frames for image in images)  # as the simulator sent them
