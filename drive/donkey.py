@@ -11,7 +11,8 @@ parses with the invariant culture.
 
 The reader keeps only the newest frame (replaced ones are counted as drops), so the worker
 always answers the newest and nothing queues. The reader is also the watchdog: if telemetry
-stops while the car was last told to drive, it is told to brake.
+stops, or the frame being run has taken longer than max-age, while the car was last told to
+drive, it is told to brake.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .controller import DriveError
 from .driver import DriveConfig, Driver
 from .messages import Command, Telemetry, image_bytes, sim_number, wire_number
 from .outputs import Outputs
-from .safety import SILENCE, final_stop, safe_stop
+from .safety import LATE, SILENCE, final_stop, safe_stop
 from .stats import DriveStats
 
 log = logging.getLogger("edgeft")
@@ -93,6 +94,7 @@ class DonkeyClient:
         self._closing = False
         self._ended = False  # the final command went out
         self._peer_closed = False  # the simulator closed the connection
+        self._running_since: float | None = None  # arrival of the frame being run
         self._driving = False  # the last command sent told the car to drive
         self._threads: list[threading.Thread] = []
         stats.simulator = f"donkey at {config.host}:{config.port}"
@@ -204,11 +206,17 @@ class DonkeyClient:
         return False
 
     def _watchdog(self, now: float, last_frame: float) -> None:
+        """Brake a car told to drive when frames stop coming, or when the one being run has taken
+        longer than max-age (a stalled model must not leave the car on its last command)."""
         max_age = self.driver.config.safety.max_age_s
-        if self._loaded.is_set() and self._driving and now - last_frame > max_age:
+        if not (self._loaded.is_set() and self._driving):
+            return
+        running = self._running_since
+        reason = SILENCE if now - last_frame > max_age else LATE if running is not None and now - running > max_age else None
+        if reason is not None:
             self._driving = False
-            if self._write(control(safe_stop(SILENCE, self.driver.config.safety))):
-                self.stats.stopped_for(SILENCE)
+            if self._write(control(safe_stop(reason, self.driver.config.safety))):
+                self.stats.stopped_for(reason)
 
     def _work(self) -> None:
         try:
@@ -219,7 +227,9 @@ class DonkeyClient:
                     if self._closing:
                         return
                     frame, self._newest = self._newest, None
+                self._running_since = frame.received
                 tick = self.driver.decide(frame)
+                self._running_since = None
                 if self._write(control(tick.command)):
                     self._driving = tick.command.stop is None and tick.command.throttle > 0
                     self.driver.sent(tick, time.monotonic())
