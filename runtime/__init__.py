@@ -11,11 +11,11 @@ from .runner import RunOutcome, run
 from .sinks import (FeatureSink, PredictionWriter, Sink, SinkError, SinkOptions, VideoSink, check_sinks, open_sink, open_sinks,
                     read_features)
 from .sources import Frame, Rig, Source, SourceError, SourceOptions, open_rig, open_source
-from .stats import Stats
+from .stats import Histogram, Stats
 
 __all__ = [
     "Bundle", "BundleError", "Decoded", "EdgeftError", "Engine", "EngineConfig", "FeatureSink", "Frame", "FrameError",
-    "Manifest", "Pipeline", "PipelineConfig", "Prediction", "PredictionWriter", "ProviderError", "Result", "Rig", "RunOutcome",
+    "Histogram", "Manifest", "Pipeline", "PipelineConfig", "Prediction", "PredictionWriter", "ProviderError", "Result", "Rig", "RunOutcome",
     "Sink", "SinkError", "SinkOptions", "Source", "SourceError", "SourceOptions", "Stats", "VideoSink",
     "annotate", "backbone_identity", "cam_overlay", "check_sinks", "decode", "default_bundle", "find_bundles", "first_line", "load_bundle", "open_sink", "open_sinks",
     "open_rig", "open_source", "read_features", "read_manifest", "run",

@@ -1,6 +1,7 @@
-"""The arrows between the four folders, read from the imports themselves:
-export -> runtime, transfer -> export/runtime (public names only), the CLI -> everything,
-and nothing back; runtime imports no TensorFlow, export and transfer no CLI."""
+"""The arrows between the five folders, read from the imports themselves:
+export -> runtime, transfer -> export/runtime/drive's road (public names only), drive -> runtime
+(public names only), the CLI -> everything, and nothing back; runtime and drive import no
+TensorFlow, and nothing imports the CLI."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"runtime": "edgeft.runtime", "export": "edgeft.export", "transfer": "edgeft.transfer", "edgeft": "edgeft"}
+PACKAGES = {"runtime": "edgeft.runtime", "export": "edgeft.export", "transfer": "edgeft.transfer", "drive": "edgeft.drive",
+            "edgeft": "edgeft"}
 ALLOWED = {  # which edgeft packages each folder may import
     "runtime": {"edgeft.runtime"},
     "export": {"edgeft.runtime", "edgeft.export"},
-    "transfer": {"edgeft.runtime", "edgeft.export", "edgeft.transfer"},
+    "transfer": {"edgeft.runtime", "edgeft.export", "edgeft.transfer", "edgeft.drive"},
+    "drive": {"edgeft.runtime", "edgeft.drive"},
 }
-NEVER = {"runtime": {"tensorflow", "keras", "tf2onnx"}, "export": set(), "transfer": set()}
-PUBLIC_FOR_TRANSFER = {"edgeft.runtime", "edgeft.runtime.sinks", "edgeft.runtime.sources", "edgeft.export"}
+NEVER = {"runtime": {"tensorflow", "keras", "tf2onnx"}, "export": set(), "transfer": set(),
+         "drive": {"tensorflow", "keras", "tf2onnx"}}
+PUBLIC_RUNTIME = {"edgeft.runtime", "edgeft.runtime.sinks", "edgeft.runtime.sources"}
+PUBLIC = {  # what a folder may import of the others: their public modules, and no private names
+    "transfer": PUBLIC_RUNTIME | {"edgeft.export", "edgeft.drive.road"},  # the sample draws the simulator's road
+    "drive": PUBLIC_RUNTIME,
+}
 
 
 def imports(path: Path, package: str) -> list[tuple[str, list[str]]]:
@@ -49,8 +57,9 @@ def test_folders_import_only_along_the_arrows(folder: str) -> None:
                 wrong.append(f"{path.relative_to(ROOT)} imports {target}")
             if top == "edgeft" and not any(target == p or target.startswith(p + ".") for p in ALLOWED[folder]):
                 wrong.append(f"{path.relative_to(ROOT)} imports {target}")
-            if folder == "transfer" and target.startswith(("edgeft.runtime", "edgeft.export")):
-                if target not in PUBLIC_FOR_TRANSFER or any(n.startswith("_") for n in names):
+            outside = target.startswith("edgeft.") and not (target == package or target.startswith(package + "."))
+            if folder in PUBLIC and outside:
+                if target not in PUBLIC[folder] or any(n.startswith("_") for n in names):
                     wrong.append(f"{path.relative_to(ROOT)} imports {target}: {names} (not a public name)")
     assert not wrong, "\n".join(wrong)
 
@@ -59,6 +68,18 @@ def test_nothing_imports_the_command_line() -> None:
     for folder in ALLOWED:
         for path in (ROOT / folder).rglob("*.py"):
             assert "edgeft.cli" not in path.read_text(), path
+
+
+def test_drive_runs_without_tensorflow_or_the_command_line() -> None:
+    """Vehicle software imports the loop on its own: no TensorFlow, no typer, no websockets until a
+    Udacity link is started."""
+    import subprocess
+    import sys
+
+    code = ("import sys, edgeft.drive; bad = [m for m in ('tensorflow', 'keras', 'typer', 'edgeft.cli', 'websockets') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_imports_are_resolved_the_way_python_does() -> None:

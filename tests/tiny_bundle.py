@@ -91,3 +91,51 @@ def with_graph_of_another_manifest(folder: Path, **changes) -> None:
 def with_manifest(folder: Path, **changes) -> None:
     manifest = Manifest.from_json((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(dataclasses.replace(manifest, **changes).to_json())
+
+
+def write_tiny_steering_bundle(folder: Path, gain: float = 1.0, bias: float = 0.0) -> Path:
+    """A steering bundle small enough to predict by hand: steering = gain x (mean R - mean B) / 255
+    + bias, plus 0 x log(mean G), which is NaN when a frame has no green at all (a real NaN out of
+    onnxruntime, for the safety tests). gain 0 with a bias is a head that always steers the same."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    manifest = dataclasses.replace(
+        tiny_manifest(folder.name), task="regression", labels=(),
+        outputs=(OutputSpec("features", (None, 3), "features"), OutputSpec("prediction", (None, 1), "prediction")))
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", HEIGHT, WIDTH, 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
+    prediction = helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N", 1])
+    nodes = [
+        helper.make_node("Cast", ["image"], ["pixels"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["pixels"], ["features"], axes=[1, 2], keepdims=0),  # RGB means
+        helper.make_node("MatMul", ["features", "w"], ["linear"]),  # gain x (R - B) / 255
+        helper.make_node("Gather", ["features", "green"], ["g"], axis=1),
+        helper.make_node("Log", ["g"], ["log_g"]),
+        helper.make_node("Mul", ["log_g", "zero"], ["nan_if_no_green"]),
+        helper.make_node("Add", ["linear", "nan_if_no_green"], ["sum"]),
+        helper.make_node("Add", ["sum", "bias"], ["prediction"]),
+    ]
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [gain / 255, 0.0, -gain / 255]),
+             helper.make_tensor("green", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+             helper.make_tensor("bias", TensorProto.FLOAT, [], [bias])]
+    graph = helper.make_graph(nodes, "tiny-steer", [image], [features, prediction], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, mirrored_metadata(manifest))
+    onnx.checker.check_model(model)
+    model_bytes = model.SerializeToString()
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(model_bytes)
+    (folder / "manifest.json").write_text(dataclasses.replace(manifest, model_sha256=sha256_bytes(model_bytes)).to_json())
+    return folder
+
+
+def steering_frame(steering: float, green: int = 128) -> np.ndarray:
+    """A BGR frame the tiny steering bundle (gain 1) reads as `steering` (in [-0.9, 0.9])."""
+    red = int(round(128 + steering * 255 / 2))
+    blue = int(round(128 - steering * 255 / 2))
+    frame = np.empty((60, 80, 3), np.uint8)
+    frame[:] = (blue, green, red)
+    return frame

@@ -4,8 +4,10 @@ Values that come from users (paths, names, labels) are escaped: rich markup must
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -14,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgeft.runtime import Manifest, Result, Stats, decode
+
+if TYPE_CHECKING:
+    from edgeft.drive import DriveStats, SimMetrics
 
 
 class RunDisplay:
@@ -57,6 +62,31 @@ class RunDisplay:
         for widget in (self._progress, self._line):
             if widget is not None:
                 widget.__exit__(kind, exc, tb)
+
+
+class LiveLine:
+    """A transient status line redrawn from `status()` at most four times a second."""
+
+    def __init__(self, console: Console, status: Callable[[], str], enabled: bool = True):
+        self.console, self.status, self.enabled = console, status, enabled
+        self._live: Live | None = None
+        self._last = 0.0
+
+    def __enter__(self) -> LiveLine:
+        if self.enabled:
+            self._live = Live(self.status(), console=self.console, refresh_per_second=4, transient=True)
+            self._live.__enter__()
+        return self
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if self._live is not None and now - self._last >= 0.25:
+            self._last = now
+            self._live.update(self.status())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
 
 
 class ProgressBar:
@@ -120,6 +150,49 @@ def profile_rows(stats: Stats) -> list[tuple[str, str]]:
             rows.append((label, ", ".join(shown)))
     bottleneck = stats.profile.bottleneck()
     return rows + ([("bottleneck", bottleneck)] if bottleneck else [])
+
+
+def drive_table(stats: DriveStats, bundle: str, signal: int | None) -> Table:
+    d = stats.as_dict()
+    trip, dec, inf = d["round_trip_ms"], d["decode_ms"], d["inference_ms"]
+    stops = ", ".join(f"{n} {reason}" for reason, n in d["safe_stops"].items())
+    rows = [
+        ("simulator", f"{stats.simulator}: {stats.sessions} connection(s)"),
+        ("commands", f"{stats.ticks} in {stats.elapsed_s:.1f} s ({stats.rate:.1f}/s)"),
+        ("telemetry", f"{stats.telemetry} frames" + (f", {stats.manual} manual" if stats.manual else "")
+                      + (f", {stats.drops} replaced by a newer one before they ran" if stats.drops else "")),
+        ("round trip", _percentiles(trip) + " (telemetry in to command out)" if trip else "-"),
+        ("decode", _percentiles(dec) if dec else "-"),
+        ("inference", _percentiles(inf) + f" ({stats.provider})" if inf else "-"),
+        ("safe stops", f"{stats.stopped}" + (f": {stops}" if stops else "")),
+    ]
+    score = d["score"]
+    if score:
+        rows.append(("simulator's score", f"mean |cte| {score['mean_abs_cte']:.3f}, max {score['max_abs_cte']:.3f}, "
+                                          f"{score['hits']} frames with a collision"))
+    if stats.outputs_dropped:
+        rows.append(("outputs", f"{stats.outputs_dropped} ticks not written: the outputs could not keep up"))
+    rows += [("note", note) for note in stats.notes] + [("error", error) for error in stats.errors]
+    ended = f" (stopped by signal {signal})" if signal else ""
+    return key_value_table(f"edgeft drive: {bundle}{ended}", rows)
+
+
+def sim_table(metrics: SimMetrics, signal: int | None) -> Table:
+    m = metrics
+    rows = [
+        ("ended", m.ended + ("" if m.completed else " (not completed)")),
+        ("distance", f"{m.distance_m:.1f} m ({m.laps:.2f} laps) in {m.sim_time_s:.1f} s simulated, {m.ticks} commands"),
+        ("cross-track error", f"mean {m.mean_abs_cte_m:.3f} m, max {m.max_abs_cte_m:.3f} m"),
+        ("off the road", f"{m.off_road_s:.2f} s ({m.off_road_events} times)"),
+        ("speed", f"{m.mean_speed_mph:.1f} mph on average"),
+    ]
+    if m.manual:
+        rows.append(("manual", f"{m.manual} replies"))
+    return key_value_table("edgeft sim: closed loop on the built-in road" + (f" (stopped by signal {signal})" if signal else ""), rows)
+
+
+def _percentiles(values: dict[str, float]) -> str:
+    return f"p50 {values['p50']:.2f} ms, p90 {values['p90']:.2f} ms, p99 {values['p99']:.2f} ms"
 
 
 def describe(manifest: Manifest, outputs: dict) -> str:

@@ -34,7 +34,8 @@ def sample(
         if frames < 1:
             raise EdgeftError("--frames must be at least 1")
         log_path = make_driving_sample(folder, frames, seed)
-        say(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: a synthetic road, steering = drawn curvature")
+        say(f"wrote {log_path} ({frames} ticks x 3 cameras) and {folder / 'center.mp4'}: the built-in road (synthetic), "
+            "steering = what its expert steers from each pose")
 
 
 @app.command(rich_help_panel="Transfer learning")

@@ -16,7 +16,7 @@ from .decoding import DecodePool
 from .drivelog import SIDE_SIGN, DriveLogSource, LogRow, read_log, resolve_image
 from .rig import Rig, open_rig
 from .ros2 import CameraHealth, Ros2Source, camera_name, is_ros2
-from .images import IMAGE_SUFFIXES, ImageSource, decode_image, is_glob, natural_key, read_bgr, read_image
+from .images import IMAGE_SUFFIXES, ImageSource, decode_bytes, decode_image, is_glob, natural_key, read_bgr, read_image
 from .jpeg import DECODE_MODES, check_mode, decode_reduced, fit_for, jpeg_size, reduction
 from .refs import FrameReader, parse_video_ref, ref_file, video_ref
 from .storage import STREAM_SCHEMES, is_uri, location
@@ -74,7 +74,7 @@ def default_name(kind: type[Source], body: str) -> str:
 
 
 __all__ = [
-    "DECODE_MODES", "DecodePool", "check_mode", "decode_reduced", "fit_for", "jpeg_size", "reduction",
+    "DECODE_MODES", "DecodePool", "decode_bytes", "check_mode", "decode_reduced", "fit_for", "jpeg_size", "reduction",
     "BagOptions", "BagSource", "FrameReader", "bag_topics", "check_not_bare_bag_folder", "frame_ref", "is_bag", "parse_ref", "read_bag_log", "split_topic", "IMAGE_SUFFIXES", "SIDE_SIGN", "CameraSource", "DriveLogSource", "Frame", "ImageSource", "Listed", "is_uri", "location", "parse_video_ref", "ref_file", "video_ref", "LogRow", "Source",
     "SourceError", "SourceOptions", "StreamLost", "StreamSource", "Tick", "VideoSource", "decode_image", "is_live", "natural_key",
     "CameraHealth", "Ros2Source", "is_ros2", "Rig", "open_rig", "open_source", "read_bgr", "read_image", "read_log", "resolve_image", "source_kind", "split_name",
