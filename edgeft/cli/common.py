@@ -100,6 +100,8 @@ Test = Annotated[float, typer.Option(help="test fraction", rich_help_panel=DATA)
 Augment = Annotated[str, typer.Option(help="training-split augmentation: flip, brightness (comma separated)", rich_help_panel=DATA)]
 Cameras = Annotated[str, typer.Option(help="driving log cameras, comma separated", rich_help_panel=DATA)]
 Correction = Annotated[float, typer.Option(help="driving log: steering added for left, subtracted for right", rich_help_panel=DATA)]
+Split = Annotated[str, typer.Option(help="driving logs and bags: random (rows shuffled) | time (contiguous blocks: train, val, "
+                                         "test; neighbouring frames are near-duplicates)", rich_help_panel=DATA)]
 # How a ROS bag is read: run and extract read them the same way.
 TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
 TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
@@ -107,6 +109,12 @@ SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within whi
 Incomplete = Annotated[str, typer.Option(help="a tick missing a camera: run (the cameras present) | skip", rich_help_panel=BAGS)]
 Start = Annotated[Optional[float], typer.Option(help="start this many seconds into the bag", rich_help_panel=BAGS)]
 End = Annotated[Optional[float], typer.Option(help="stop this many seconds into the bag", rich_help_panel=BAGS)]
+
+
+def by_time(split: str) -> bool:
+    if split not in ("random", "time"):
+        raise EdgeftError(f"--split must be random or time, got '{split}'")
+    return split == "time"
 
 
 def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,

@@ -13,8 +13,8 @@ from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_cluster import RayConfig
 
 from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
-                     Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options,
-                     err, export_available, names, say, user_errors)
+                     Precision, Preprocess, Seed, Split, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app,
+                     bag_options, by_time, err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
@@ -52,6 +52,7 @@ def extract(
     augment: Augment = "",
     cameras: Cameras = "center,left,right",
     correction: Correction = 0.2,
+    split: Split = "random",
     resume: Annotated[bool, typer.Option(help="continue an interrupted extraction", rich_help_panel=OUTPUT)] = False,
     force: Force = False,
     rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard", rich_help_panel=OUTPUT)] = 256,
@@ -75,23 +76,22 @@ def extract(
         data = location(dataset) if dataset is not None else None
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
+        planning = (val, test, seed, names(augment), names(cameras), correction, bag, by_time(split))
         if ray is not None:
             ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor)
             if source is not None:
                 _extract_source_on_ray(model, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
                                        rows_per_shard=rows_per_shard), batch, ray_config)
             else:
-                _extract_on_ray(model, data, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
-                                ray_config)
+                _extract_on_ray(model, data, out, planning, config, ray_config)
             return
         engine = load_engine(model, device, precision=precision)
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
             stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch), quiet=False)
             return
-        aug, cams = names(augment), names(cameras)
-        plan = plan_dataset(data, val, test, seed, aug, cams, correction, bag)
-        settings = extraction_settings(data, val, test, seed, aug, cams, correction, bag)
+        plan = plan_dataset(data, *planning)
+        settings = extraction_settings(data, *planning)
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
