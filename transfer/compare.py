@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.runtime import EdgeftError, Engine, load_bundle
-from edgeft.runtime.bundle import sha256_file
-from edgeft.runtime.manifest import MANIFEST_FILE
+from edgeft.runtime import EdgeftError, Engine, count_flops, cpu_info, load_bundle, sha256_file
 from edgeft.runtime.sources import BagOptions, is_bag
 
 from .datasets import Plan, is_driving_log, plan_dataset
@@ -132,8 +130,6 @@ Progress = Callable[[str, int], object]  # (label, total) -> a context manager w
 
 
 def compare(config: CompareConfig, say: Say = lambda _: None, progress: Progress | None = None) -> Comparison:
-    from edgeft.runtime.cpu import cpu_info
-
     if config.ray is not None and any(c.precision in ("bf16", "fp16") for c in config.candidates):
         raise EdgeftError("--ray extracts with each bundle's own precision: compare bf16 / fp16 without --ray")
     plan = plan_dataset(config.dataset, config.val, config.test, config.seed, (), config.cameras, config.correction, config.bag,
@@ -206,7 +202,7 @@ def cached_bundle(candidate: Candidate, config: CompareConfig, plan: Plan, say: 
     key = request_key(candidate, config, fingerprint)
     name = re.sub(r"[^a-z0-9._-]+", "-", candidate.label.split(" ")[0].lower()) + ("-int8" if calibration else "") + f"-{key[:10]}"
     dest = config.bundles / name
-    if (dest / MANIFEST_FILE).is_file():
+    if dest.is_dir():  # bundles are written whole (renamed into place) or not at all
         say(f"{candidate.label}: cached bundle {dest}")
         return dest
     say(f"{candidate.label}: exporting to {dest}")
@@ -296,8 +292,6 @@ def targets_of(features: FeatureSet, plan: Plan) -> Targets:
 
 def score(candidate: Candidate, bundle: Path, folder: Path, features: FeatureSet, plan: Plan) -> Row:
     """Linear probe, k-NN and LogME (on train + val: the rows a head would learn from) of one candidate."""
-    from edgeft.runtime.bench import count_flops
-
     targets = targets_of(features, plan)
     check_splits(targets)
     x = features.x.reshape(len(features.x), -1)
