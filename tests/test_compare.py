@@ -172,3 +172,30 @@ def test_linear_probe_in_the_rows_basis_equals_the_full_fit() -> None:
     full = Ridge(alpha=float(reduced.chosen.split("=")[1])).fit((x[rows] - mean) / std, y[rows])
     np.testing.assert_allclose(reduced.predicted, full.predict((x[targets.test] - mean) / std), rtol=1e-6, atol=1e-8)
     assert reduced.score == pytest.approx(probes.r2(y[targets.test], reduced.predicted)) and reduced.score > 0.5
+
+
+def test_candidates_parse_sizes_weights_and_precisions_and_refuse_typos(tmp_path) -> None:
+    from edgeft.runtime import EdgeftError
+    from edgeft.transfer.compare import parse_candidates
+
+    (tmp_path / "mine.keras").write_bytes(b"")
+    found = parse_candidates(f"mobilenetv2@96:none, InceptionV3, {tmp_path / 'mine.keras'}@32x48", "imagenet", (224, 320),
+                             ("fp32", "int8"))
+    assert [c.label for c in found] == ["MobileNetV2@96:none", "MobileNetV2@96:none int8", "InceptionV3@224x320",
+                                        "InceptionV3@224x320 int8", "mine.keras@32x48", "mine.keras@32x48 int8"]
+    assert found[2].weights == "imagenet" and found[4].input_size == (32, 48)
+    for text, precisions, message in (("MobileNetV3", ("fp32",), "did you mean"), ("MobileNetV2,mobilenetv2", ("fp32",), "twice"),
+                                      ("nothing.keras", ("fp32",), "does not exist"), ("MobileNetV2", ("int4",), "--precision takes"),
+                                      (" , ", ("fp32",), "names no backbone")):
+        with pytest.raises(EdgeftError, match=message):
+            parse_candidates(text, "imagenet", None, precisions)
+
+
+def test_compare_refuses_bad_input_before_exporting_anything(tmp_path) -> None:
+    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    digits_folders(tmp_path / "digits", per_class=3)
+    for args, message in ((("digits", "--val", 0), "needs train, validation and test rows"), (("missing",), "does not exist"),
+                          (("digits", "--precision", "int4"), "--precision takes"), (("digits", "--runs", 0), "at least 1")):
+        proc = edgeft("compare", *args, "--backbones", "MobileNetV2@32:none", "--out", "out", cwd=tmp_path)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "bundles").exists()

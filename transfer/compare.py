@@ -129,15 +129,22 @@ Say = Callable[[str], None]
 Progress = Callable[[str, int], object]  # (label, total) -> a context manager whose value has update(done, total)
 
 
-def compare(config: CompareConfig, say: Say = lambda _: None, progress: Progress | None = None) -> Comparison:
+def plan_comparison(config: CompareConfig) -> Plan:
+    """The dataset planned and checked (three splits, compatible options): before anything is exported."""
     if config.ray is not None and any(c.precision in ("bf16", "fp16") for c in config.candidates):
         raise EdgeftError("--ray extracts with each bundle's own precision: compare bf16 / fp16 without --ray")
     plan = plan_dataset(config.dataset, config.val, config.test, config.seed, (), config.cameras, config.correction, config.bag,
                         config.by_time)
-    split = describe_split(plan, config.by_time)
-    if any(split["rows"][s] == 0 for s in ("train", "val", "test")):
-        raise EdgeftError(f"compare needs train, validation and test rows ({', '.join(f'{k} {v}' for k, v in split['rows'].items())}): "
+    rows = describe_split(plan, config.by_time)["rows"]
+    if any(rows[s] == 0 for s in ("train", "val", "test")):
+        raise EdgeftError(f"compare needs train, validation and test rows ({', '.join(f'{k} {v}' for k, v in rows.items())}): "
                           "give --val and --test above 0, or a pre-split dataset with all three")
+    return plan
+
+
+def compare(config: CompareConfig, say: Say = lambda _: None, progress: Progress | None = None, plan: Plan | None = None) -> Comparison:
+    plan = plan or plan_comparison(config)
+    split = describe_split(plan, config.by_time)
     seconds = dict.fromkeys(("export", "extract", "probes", "bench"), 0.0)
     rows = []
     for candidate in config.candidates:

@@ -27,7 +27,7 @@ stdout = Console()
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
-MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags"  # --help sections
+MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS, RAY = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags", "Ray cluster"  # --help sections
 
 
 @contextlib.contextmanager
@@ -109,6 +109,11 @@ SyncTolerance = Annotated[Optional[float], typer.Option(help="seconds within whi
 Incomplete = Annotated[str, typer.Option(help="a tick missing a camera: run (the cameras present) | skip", rich_help_panel=BAGS)]
 Start = Annotated[Optional[float], typer.Option(help="start this many seconds into the bag", rich_help_panel=BAGS)]
 End = Annotated[Optional[float], typer.Option(help="stop this many seconds into the bag", rich_help_panel=BAGS)]
+
+# How a dataset is extracted on a Ray cluster: extract and compare take the same options.
+RayAddress = Annotated[Optional[str], typer.Option("--ray", help="extract on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)]
+RayActors = Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)]
+RayCpusPerActor = Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)]
 
 
 def by_time(split: str) -> bool:

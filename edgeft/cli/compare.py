@@ -11,12 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .common import (MODEL, OUTPUT, Cameras, Correction, Device, End, Force, Incomplete, InputSize, Pooling, Preprocess, Seed,
-                     Start, SyncTolerance, Test, TruthField, TruthTopic, Val, Weights, app, bag_options, err, export_available, names,
-                     say, stdout, user_errors)
+from .common import (MODEL, OUTPUT, Cameras, Correction, Device, End, Force, Incomplete, InputSize, Pooling, Preprocess, RayActors,
+                     RayAddress, RayCpusPerActor, Seed, Start, SyncTolerance, Test, TruthField, TruthTopic, Val, Weights, app, bag_options,
+                     err, export_available, names, say, stdout, user_errors)
 from .display import ProgressBar
 
-RAY = "Ray cluster"
 
 
 @app.command(rich_help_panel="Transfer learning")
@@ -50,9 +49,9 @@ def compare(
     incomplete: Incomplete = "run",
     start: Start = None,
     end: End = None,
-    ray: Annotated[Optional[str], typer.Option(help="extract on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)] = None,
-    ray_actors: Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)] = None,
-    ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)] = 1,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_cpus_per_actor: RayCpusPerActor = 1,
 ) -> None:
     """Which backbone for this data on this device? Export each once, extract its features once,
     score them (linear probe with a bootstrap CI, k-NN, LogME) and bench them; one table, sorted
@@ -63,10 +62,9 @@ def compare(
 
         if min(batch, runs, resamples) < 1:
             raise EdgeftError("--batch, --runs and --resamples must be at least 1")
-        export_available()
         from edgeft.export import parse_input_size
-        from edgeft.transfer.compare import CompareConfig, compare as run_compare, parse_candidates
-        from edgeft.transfer.compare_report import check_outputs, to_json, write_outputs
+        from edgeft.transfer.compare import CompareConfig, compare as run_compare, parse_candidates, plan_comparison
+        from edgeft.transfer.compare_report import check_outputs, write_outputs
         from edgeft.transfer.ray_cluster import RayConfig
 
         _sklearn_available()
@@ -76,8 +74,10 @@ def compare(
             location(dataset), out, tuple(candidates), models_dir, preprocess, pooling, seed, val, test, names(cameras), correction,
             bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end), device, batch, runs, resamples,
             RayConfig(ray, ray_actors, ray_cpus_per_actor) if ray is not None else None)
+        plan = plan_comparison(config)  # a bad dataset or split fails here, before TensorFlow loads
+        export_available()
         result = run_compare(config, say=lambda line: err.print(f"· {line}", style="dim", markup=False, highlight=False),
-                             progress=lambda label, total: ProgressBar(err, label, total))
+                             progress=lambda label, total: ProgressBar(err, label, total), plan=plan)
         written = write_outputs(result, out)
         if json_out:
             print(json.dumps(json.loads((out / "compare.json").read_text())))

@@ -13,12 +13,12 @@ from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_cluster import RayConfig
 
 from .common import (DATA, MODELS_DIR, OUTPUT, Augment, Cameras, Correction, Cut, Device, End, Force, Incomplete, InputSize, Model, Pooling,
-                     Precision, Preprocess, Seed, Split, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app,
-                     bag_options, by_time, err, export_available, names, say, user_errors)
+                     Precision, Preprocess, RayActors, RayAddress, RayCpusPerActor, Seed, Split, Start, SyncTolerance, Test, TrustH5,
+                     TruthField, TruthTopic, Val, Weights, app, bag_options, by_time, err, export_available, names, say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
-TRAINING, RAY = "Training", "Ray cluster"
+TRAINING = "Training"
 
 
 @app.command(rich_help_panel="Transfer learning")
@@ -63,9 +63,9 @@ def extract(
     incomplete: Incomplete = "run",
     start: Start = None,
     end: End = None,
-    ray: Annotated[Optional[str], typer.Option(help="run on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)] = None,
-    ray_actors: Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)] = None,
-    ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)] = 1,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_cpus_per_actor: RayCpusPerActor = 1,
 ) -> None:
     """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
     with user_errors():
