@@ -199,3 +199,33 @@ def test_compare_refuses_bad_input_before_exporting_anything(tmp_path) -> None:
         proc = edgeft("compare", *args, "--backbones", "MobileNetV2@32:none", "--out", "out", cwd=tmp_path)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out" / "bundles").exists()
+
+
+def test_compare_gives_a_row_per_precision_int8_calibrated_on_training_images(compared) -> None:
+    import importlib.util
+
+    from edgeft.runtime import cpu_info, load_bundle
+
+    work = compared[0]
+    bf16 = cpu_info().native_bf16 and importlib.util.find_spec("openvino") is not None
+    precisions, device = ("fp32,int8,bf16", "openvino") if bf16 else ("fp32,int8", "cpu")
+    proc = edgeft("compare", "digits", "--backbones", "destroyed.keras", "--preprocess", "unit", "--precision", precisions,
+                  "--device", device, "--runs", 3, "--resamples", 100, "--out", "precisions", "--models-dir", "bundles", "--json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["candidate"]: row for row in json.loads(proc.stdout)["candidates"]}
+    assert set(rows) == {"destroyed.keras", "destroyed.keras int8"} | ({"destroyed.keras bf16"} if bf16 else set())
+    int8 = load_bundle(Path(rows["destroyed.keras int8"]["bundle"])).manifest
+    calibration = Path(int8.quantization.calibration_source)
+    assert int8.precision == "int8" and calibration.parent == work / "precisions" / "calibration"
+    linked = sorted(p.resolve() for p in calibration.iterdir())
+    assert len(linked) == 96 and all(p.parent.parent == (work / "digits").resolve() for p in linked)  # training images only
+    test_items = {Path(i.path).resolve() for i in _plan(work / "digits").items if i.split != "train"}
+    assert not test_items & set(linked)
+    if bf16:
+        assert "bf16" in rows["destroyed.keras bf16"]["provider"]
+
+
+def _plan(root: Path):
+    from edgeft.transfer.datasets import plan_class_folders
+
+    return plan_class_folders(root, 0.2, 0.2, 0, ())

@@ -10,13 +10,14 @@ stratified by class.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,10 @@ def parse_candidates(text: str, weights: str, input_size: tuple[int, int] | None
         elif not Path(name).is_file():
             raise EdgeftError(f"backbone model file '{name}' does not exist")
         size = parse_input_size(match["size"]) if match["size"] else input_size
-        found += [Candidate(name, match["weights"] or weights, size, p) for p in precisions]
+        chosen = match["weights"] or weights
+        if not is_model_file(name) and chosen not in ("imagenet", "none") and not Path(chosen).is_file():
+            raise EdgeftError(f"weights file '{chosen}' of '{entry}' does not exist (use imagenet, none or a PATH)")
+        found += [Candidate(name, chosen, size, p) for p in precisions]
     if not found:
         raise EdgeftError("--backbones names no backbone")
     labels = [c.label for c in found]
@@ -144,7 +148,7 @@ def plan_comparison(config: CompareConfig) -> Plan:
 
 def compare(config: CompareConfig, say: Say = lambda _: None, progress: Progress | None = None, plan: Plan | None = None) -> Comparison:
     plan = plan or plan_comparison(config)
-    split = describe_split(plan, config.by_time)
+    split = describe_split(plan, config.by_time, (Path(str(config.dataset)) / "train").is_dir())
     seconds = dict.fromkeys(("export", "extract", "probes", "bench"), 0.0)
     rows = []
     for candidate in config.candidates:
@@ -167,18 +171,16 @@ def compare(config: CompareConfig, say: Say = lambda _: None, progress: Progress
                       recommend(ranked), seconds)
 
 
-class _timed:
-    def __init__(self, into: dict[str, float], key: str):
-        self.into, self.key = into, key
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.into[self.key] = self.into.get(self.key, 0.0) + time.perf_counter() - self.start
+@contextlib.contextmanager
+def _timed(into: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[key] = into.get(key, 0.0) + time.perf_counter() - start
 
 
-def describe_split(plan: Plan, by_time: bool) -> dict:
+def describe_split(plan: Plan, by_time: bool, presplit: bool = False) -> dict:
     """What was trained, tuned and tested on: contiguous blocks (in log order) or stratified counts."""
     splits = np.array([item.split for item in plan.items])
     rows = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
@@ -186,7 +188,8 @@ def describe_split(plan: Plan, by_time: bool) -> dict:
         blocks = {s: [int(np.flatnonzero(splits == s)[0]), int(np.flatnonzero(splits == s)[-1])] for s in rows if rows[s]}
         return {"kind": "time: contiguous blocks in log order (train, then val, then test)", "rows": rows, "items": blocks}
     per_class = {c: {s: sum(1 for i in plan.items if i.label == c and i.split == s) for s in rows} for c in plan.classes}
-    return {"kind": "stratified by class", "rows": rows, "classes": per_class}
+    return {"kind": "stratified by class" if not presplit else "the dataset's own train/val/test folders", "rows": rows,
+            "classes": per_class}
 
 
 def request_key(candidate: Candidate, config: CompareConfig, calibration: str | None) -> str:
@@ -298,7 +301,16 @@ def targets_of(features: FeatureSet, plan: Plan) -> Targets:
 
 
 def score(candidate: Candidate, bundle: Path, folder: Path, features: FeatureSet, plan: Plan) -> Row:
-    """Linear probe, k-NN and LogME (on train + val: the rows a head would learn from) of one candidate."""
+    """Linear probe, k-NN and LogME (on train + val: the rows a head would learn from) of one candidate,
+    on one BLAS thread: the probes' matrices are small, and two threads that wait on each other
+    made a fit 8x slower on a shared 2-core machine (RESULTS.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _score(candidate, bundle, folder, features, plan)
+
+
+def _score(candidate: Candidate, bundle: Path, folder: Path, features: FeatureSet, plan: Plan) -> Row:
     targets = targets_of(features, plan)
     check_splits(targets)
     x = features.x.reshape(len(features.x), -1)

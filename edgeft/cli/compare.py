@@ -58,7 +58,7 @@ def compare(
     by the probe, ties and the Pareto front marked, and compare.png."""
     with user_errors():
         from edgeft.runtime import EdgeftError
-        from edgeft.runtime.sources import location
+        from edgeft.runtime.sources import is_uri, location
 
         if min(batch, runs, resamples) < 1:
             raise EdgeftError("--batch, --runs and --resamples must be at least 1")
@@ -70,8 +70,9 @@ def compare(
         _sklearn_available()
         check_outputs(out, force)
         candidates = parse_candidates(backbones, weights, parse_input_size(input_size) if input_size else None, names(precision))
+        data = location(dataset)
         config = CompareConfig(
-            location(dataset), out, tuple(candidates), models_dir, preprocess, pooling, seed, val, test, names(cameras), correction,
+            data if is_uri(dataset) else data.resolve(), out,  # cached features are keyed by the dataset's absolute path tuple(candidates), models_dir, preprocess, pooling, seed, val, test, names(cameras), correction,
             bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end), device, batch, runs, resamples,
             RayConfig(ray, ray_actors, ray_cpus_per_actor) if ray is not None else None)
         plan = plan_comparison(config)  # a bad dataset or split fails here, before TensorFlow loads
