@@ -71,7 +71,8 @@ def recommend(rows: list[Row]) -> str:
     metric = best.probe.metric
     if pick is best:
         faster = [r for r in rows if r.latency < best.latency]
-        tail = f"; the {len(faster)} faster candidate(s) score clearly lower" if faster else ", and the fastest"
+        names = ", ".join(r.label for r in faster)
+        tail = f"; {names} {'is' if len(faster) == 1 else 'are'} faster but clearly lower" if faster else ", and the fastest"
         return f"{best.label}: the best probe {metric} ({_score(best)}){tail}"
     return (f"{pick.label}: within the CI of the best ({best.label}, {metric} {_score(best)}; it scores {_score(pick)}) "
             f"at {best.latency / pick.latency:.1f}x its speed")
