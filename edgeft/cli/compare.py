@@ -21,7 +21,7 @@ from .display import ProgressBar
 @app.command(rich_help_panel="Transfer learning")
 def compare(
     dataset: Annotated[str, typer.Argument(help="class-folder root, a driving_log.csv (or its folder), or a ROS bag")],
-    backbones: Annotated[str, typer.Option(help="comma separated NAME[@SIZE][:WEIGHTS]: keras.applications names or .keras files, "
+    backbones: Annotated[str, typer.Option(help="comma separated NAME\\[@SIZE]\\[:WEIGHTS]: keras.applications names or .keras files, "
                                                 "e.g. InceptionV3,MobileNetV2@160:none,mine.keras", rich_help_panel=MODEL)],
     out: Annotated[Path, typer.Option(help="folder for compare.json/.csv/.png and the cached features", rich_help_panel=OUTPUT)] = Path("runs/compare"),
     weights: Weights = "imagenet",
