@@ -72,9 +72,11 @@ def compare(
         candidates = parse_candidates(backbones, weights, parse_input_size(input_size) if input_size else None, names(precision))
         data = location(dataset)
         config = CompareConfig(
-            data if is_uri(dataset) else data.resolve(), out,  # cached features are keyed by the dataset's absolute path tuple(candidates), models_dir, preprocess, pooling, seed, val, test, names(cameras), correction,
-            bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end), device, batch, runs, resamples,
-            RayConfig(ray, ray_actors, ray_cpus_per_actor) if ray is not None else None)
+            dataset=data if is_uri(dataset) else data.resolve(),  # cached features are keyed by the dataset's absolute path
+            out=out, candidates=tuple(candidates), models_dir=models_dir, preprocess=preprocess, pooling=pooling, seed=seed, val=val,
+            test=test, cameras=names(cameras), correction=correction,
+            bag=bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end), device=device, batch=batch, runs=runs,
+            resamples=resamples, ray=RayConfig(ray, ray_actors, ray_cpus_per_actor) if ray is not None else None)
         plan = plan_comparison(config)  # a bad dataset or split fails here, before TensorFlow loads
         export_available()
         result = run_compare(config, say=lambda line: err.print(f"· {line}", style="dim", markup=False, highlight=False),
