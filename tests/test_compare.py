@@ -229,3 +229,15 @@ def _plan(root: Path):
     from edgeft.transfer.datasets import plan_class_folders
 
     return plan_class_folders(root, 0.2, 0.2, 0, ())
+
+
+def test_compare_extracts_on_ray_to_the_same_scores(compared) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    work, _, _, report = compared
+    proc = edgeft("compare", "digits", "--backbones", "destroyed.keras", "--preprocess", "unit", "--device", "cpu", "--runs", 2,
+                  "--resamples", 300, "--out", "on-ray", "--models-dir", "bundles", "--ray", "local", "--json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)["candidates"][0]
+    local = next(c for c in report["candidates"] if c["candidate"] == "destroyed.keras")
+    assert [row[k] for k in ("probe", "knn", "logme")] == [local[k] for k in ("probe", "knn", "logme")]
+    assert "extracting" in proc.stderr and "cached bundle" in proc.stderr
