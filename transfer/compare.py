@@ -233,7 +233,7 @@ def calibration_source(plan: Plan, config: CompareConfig) -> tuple[str, str]:
     rng = np.random.default_rng(config.seed)
     chosen = [paths[i] for i in sorted(rng.choice(len(paths), min(len(paths), CALIBRATION_FRAMES + HOLDOUT_FRAMES), replace=False))]
     fingerprint = sha256_text("\n".join(str(Path(p).resolve()) for p in chosen))
-    folder = config.out / "calibration" / fingerprint[:10]
+    folder = config.out.resolve() / "calibration" / fingerprint[:10]
     if not folder.is_dir():
         tmp = folder.with_name(folder.name + ".partial")
         tmp.mkdir(parents=True, exist_ok=True)
@@ -319,7 +319,7 @@ def _score(candidate: Candidate, bundle: Path, folder: Path, features: FeatureSe
     model = bundle / "model.onnx"
     return Row(candidate.label, {"backbone": candidate.backbone, "weights": manifest.weights.source, "precision": candidate.precision,
                                  "input": f"{manifest.input.height}x{manifest.input.width}"},
-               str(bundle), str(folder), int(x.shape[1]), onnx_parameters(model), count_flops(model),
+               str(bundle.resolve()), str(folder.resolve()), int(x.shape[1]), onnx_parameters(model), count_flops(model),
                sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()) / 1e6,
                linear_probe(x, targets), knn_probe(x, targets), logme(x[learn], targets.y[learn], targets.regression), {})
 
