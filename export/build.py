@@ -101,6 +101,50 @@ def _producers(layer: keras.layers.Layer) -> set[str]:
     return names
 
 
+def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model, keras.layers.Layer]:
+    """A classifier as (features, head, the layer they meet at). Walking back from the output
+    through single-input layers, the head starts after the global pooling (or the Flatten of a
+    feature map) that turns the backbone's map into a vector: MobileNetV2's `predictions`,
+    VGG16's fc1..predictions, MobileNetV3's 1x1 convolutions and softmax. A model with no such
+    layer on that path splits before its final layer."""
+    chain, layer = [], model.layers[-1]
+    while not _vectorises(layer):
+        producers = [model.get_layer(name) for name in _producers(layer)]
+        if len(producers) != 1 or isinstance(producers[0], keras.layers.InputLayer):
+            chain, layer = [model.layers[-1]], _single_producer(model, model.layers[-1])
+            break
+        chain.append(layer)
+        layer = producers[0]
+    if not chain:
+        raise ExportError(f"'{model.name}' ends in its pooling layer '{layer.name}': there is no classifier to keep")
+    inputs = keras.Input(tuple(layer.output.shape[1:]), name="features")
+    x = inputs
+    for part in reversed(chain):
+        x = part(x)
+    return keras.Model(model.input, layer.output, name=f"{model.name}_features"), keras.Model(inputs, x, name="classifier"), layer
+
+
+def _vectorises(layer: keras.layers.Layer) -> bool:
+    if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
+        return True
+    return isinstance(layer, keras.layers.Flatten) and int(np.prod(layer.input.shape[1:-1])) > 1
+
+
+def _single_producer(model: keras.Model, layer: keras.layers.Layer) -> keras.layers.Layer:
+    producers = list(_producers(layer))
+    if len(producers) != 1:
+        raise ExportError(f"the final layer '{layer.name}' of '{model.name}' has {len(producers)} inputs: cannot tell its "
+                          "classifier from its features; export it with --cut and train a head")
+    return model.get_layer(producers[0])
+
+
+def pooling_of(layer: keras.layers.Layer) -> str:
+    """How the split layer turned the feature map into a vector, in the manifest's terms."""
+    if isinstance(layer, keras.layers.GlobalAveragePooling2D):
+        return "avg"
+    return "max" if isinstance(layer, keras.layers.GlobalMaxPooling2D) else "none"
+
+
 def check_head(head: keras.Model, features: keras.Model) -> None:
     want = tuple(features.output.shape[1:])
     got = tuple(head.input_shape[1:]) if not isinstance(head.input_shape, list) else None

@@ -56,11 +56,18 @@ class ExportConfig:
     cam: bool = False  # add class activation maps as a graph output (GAP + dense heads)
     int8: object | None = None  # an Int8Config: quantize after the FP32 parity proof
     fp16: object | None = None  # an Fp16Config: convert for GPUs after the FP32 parity proof
+    top: bool = False  # keep a keras.applications classifier (include_top) with the ImageNet class names
+
+    @property
+    def keeps_classifier(self) -> bool:
+        """--top, or a model file exported as what it is (labels or a task named, no separate head)."""
+        own = is_model_file(self.backbone) and self.head is None and (self.labels is not None or self.task != "auto")
+        return self.top or own
 
     @property
     def request(self) -> BackboneRequest:
         return BackboneRequest(self.backbone, self.weights, self.cut, self.pooling, self.input_size, self.preprocess,
-                               self.head, self.trust_h5, self.seed)
+                               self.head, self.trust_h5, self.seed, self.keeps_classifier)
 
 
 @dataclass
@@ -87,20 +94,21 @@ class StepTimer:
 def default_name(config: ExportConfig) -> str:
     base = Path(config.backbone).stem if is_model_file(config.backbone) else config.backbone
     parts = [base, config.cut] if config.cut else [base]
+    parts += ["top"] if config.top else []
     parts += ["int8"] if config.int8 is not None else []
     parts += ["fp16"] if config.fp16 is not None else []
     return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts).lower())
 
 
 def export_bundle(config: ExportConfig, say: Callable[[str], None] = lambda _: None) -> ExportResult:
-    labels = precheck(config)
+    labels, labels_from = precheck(config)
     dest = config.models_dir / (config.name or default_name(config))
     refuse_existing(dest, config.force)
     step = StepTimer(say)
     with step("build", "building the Keras model"):
         model = build_keras_model(config.request)
         check_opset(config.opset)
-        manifest, cam = _plan_manifest(dest, config, model, labels)
+        manifest, cam = _plan_manifest(dest, config, model, labels, labels_from)
     with step("convert", f"converting with tf2onnx (opset {config.opset})"):
         from . import build
         from .convert import to_onnx
@@ -145,7 +153,8 @@ def _thresholds(config: ExportConfig) -> dict[str, float]:
     return chosen
 
 
-def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: list[str]) -> tuple[Manifest, np.ndarray | None]:
+def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: list[str], labels_from: str | None
+                   ) -> tuple[Manifest, np.ndarray | None]:
     """The manifest of the graph about to be converted (its hash is filled in after), and the
     class-activation kernel when --cam asks for one."""
     from . import build
@@ -162,14 +171,19 @@ def _plan_manifest(dest: Path, config: ExportConfig, model: KerasModel, labels: 
     if cam is not None:
         outputs.append(OutputSpec("cam", (config.batch, *model.features.output.shape[1:3], cam.shape[1]), "cam"))
     if task == "classification" and labels and outputs[1].shape[-1] != len(labels):
-        raise ExportError(f"--labels has {len(labels)} labels but the head predicts {outputs[1].shape[-1]} classes")
+        raise ExportError(f"--labels has {len(labels)} labels but the {'classifier' if model.classifier_split else 'head'} "
+                          f"predicts {outputs[1].shape[-1]} classes")
+    extra = _finetune_record(config)
+    if model.classifier_split:
+        extra["classifier"] = {"kept": "include_top" if config.top else "the model file's own", "split_after": model.classifier_split,
+                               "labels": labels_from}
     manifest = Manifest(
         name=dest.name, task=task, input=InputSpec("image", *model.size, config.batch), outputs=tuple(outputs),  # type: ignore[arg-type]
         backbone=model.backbone, weights=model.weights, model_sha256="", opset=config.opset, parity=(),
         parity_tolerance=config.tolerance, versions=_versions(),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         head=HeadInfo(str(config.head), sha256_file(config.head)) if config.head else None,
-        labels=tuple(labels), extra=_finetune_record(config),
+        labels=tuple(labels), extra=extra,
     )
     return manifest, cam
 
@@ -215,8 +229,8 @@ def _finetune_record(config: ExportConfig) -> dict:
     return {"finetune": json.loads(record.read_text())} if record and record.is_file() else {}
 
 
-def precheck(config: ExportConfig) -> list[str]:
-    """Everything that can be checked before TensorFlow loads; returns the labels."""
+def precheck(config: ExportConfig) -> tuple[list[str], str | None]:
+    """Everything that can be checked before TensorFlow loads; returns the labels and where they came from."""
     if is_model_file(config.backbone) and config.preprocess is None:
         raise ExportError(
             f"--preprocess is required for a model file: how does '{config.backbone}' expect its input "
@@ -236,11 +250,31 @@ def precheck(config: ExportConfig) -> list[str]:
         raise ExportError(f"head file '{config.head}' does not exist")
     if config.cam and config.pooling != "none":
         raise ExportError("--cam needs --pooling none: class activation maps are drawn from the feature map")
-    if config.labels is not None and config.head is None:
-        raise ExportError("--labels needs --head: labels name the head's classes")
+    _check_classifier(config)
+    if config.labels is not None and not config.keeps_classifier and config.head is None:
+        raise ExportError("--labels needs --head (labels name the head's classes), --top for the ImageNet classifier, "
+                          "or a .keras classifier file")
     if config.int8 is not None and config.fp16 is not None:
         raise ExportError("--int8 and --fp16 exclude each other: INT8 is for CPUs, FP16 for GPUs")
-    return _read_labels(config.labels) if config.labels else []
+    if config.labels:
+        return _read_labels(config.labels), str(config.labels)
+    if config.top:
+        from .imagenet import imagenet_labels
+
+        return imagenet_labels()
+    return [], None
+
+
+def _check_classifier(config: ExportConfig) -> None:
+    if not config.top:
+        return
+    if is_model_file(config.backbone):
+        raise ExportError("--top keeps a keras.applications classifier; a .keras classifier is exported as one with --labels "
+                          "or --task")
+    clashes = [flag for flag, on in (("--head", config.head is not None), ("--cut", config.cut is not None),
+                                     ("--pooling", config.pooling != "avg"), ("--cam", config.cam)) if on]
+    if clashes:
+        raise ExportError(f"--top keeps the backbone's own classifier and pooling: drop {', '.join(clashes)}")
 
 
 def check_opset(opset: int) -> None:

@@ -52,6 +52,7 @@ class BackboneRequest:
     head: Path | None = None
     trust_h5: bool = False
     seed: int = 0
+    classifier: bool = False  # keep the model's own classifier as the head: include_top, or a model file's final layers
 
 
 @dataclass
@@ -62,6 +63,7 @@ class KerasModel:
     weights: WeightsInfo
     backbone: BackboneInfo
     size: tuple[int, int]  # (height, width)
+    classifier_split: str | None = None  # the layer where a kept classifier starts reading the features
 
     @property
     def identity(self) -> dict:
@@ -82,10 +84,15 @@ def build_keras_model(request: BackboneRequest) -> KerasModel:
 
     spec = None if is_model_file(request.backbone) else resolve_backbone(request.backbone)
     full, weights, preprocess, size = _load_backbone(request, spec)
-    features = build.truncate(full, request.cut, request.pooling)
+    head, pooling, split = None, request.pooling, None
+    if request.classifier:
+        features, head, layer = build.split_classifier(full)
+        pooling, split = build.pooling_of(layer), layer.name
+    else:
+        features = build.truncate(full, request.cut, request.pooling)
     backbone = BackboneInfo(spec.name if spec else Path(request.backbone).name, "keras.applications" if spec else "file",
-                            request.cut, request.pooling, preprocess)
-    model = KerasModel(spec, features, None, weights, backbone, size)
+                            request.cut, pooling, preprocess)
+    model = KerasModel(spec, features, head, weights, backbone, size, split)
     if request.head is not None:
         check_head_provenance(request.head, model.identity)
         model.head = build.load_keras_file(request.head, "head")
@@ -127,7 +134,7 @@ def _load_backbone(request: BackboneRequest, spec: BackboneSpec | None):
 
     def construct(weights: str | None):
         try:
-            return spec.constructor()(include_top=False, weights=weights, input_shape=(height, width, 3))
+            return spec.constructor()(include_top=request.classifier, weights=weights, input_shape=(height, width, 3))
         except ValueError as exc:
             raise ExportError(f"{spec.name} cannot be built at input size {height}x{width}: {first_line(exc)}") from None
 

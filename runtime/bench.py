@@ -140,9 +140,21 @@ def bench(bundle: Path, device: str = "auto", threads: int | None = None, runs: 
         input=f"{spec.height}x{spec.width}", agreement=engine.verification.agreement if engine.verification else {},
         gflops_per_frame=flops, latency_ms={"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2])},
         throughput_fps=throughput, gflops_per_s={b: (flops or 0.0) * fps for b, fps in throughput.items()},
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         cold_start_s=cold_start(bundle, device, precision) if with_cold_start else {},
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec; ru_maxrss
+    would carry over the peak of a parent that forked it (a big one, say, with TensorFlow loaded)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_all(bundle: Path, threads: int | None = None, runs: int = 30, batches: tuple[int, ...] = (1, 8, 32)

@@ -33,7 +33,7 @@ def blocks(page: Path, languages: tuple[str, ...]) -> list[tuple[int, str]]:
 def commands(page: Path) -> list[tuple[str, list[str]]]:
     """Every edgeft command line of the page's shell blocks, continuations joined, comments cut."""
     found = []
-    for start, body in blocks(page, ("bash", "sh", "shell", "console", "")):
+    for start, body in blocks(page, ("bash", "sh", "shell", "console")):  # an untagged block is output
         joined = re.sub(r"\\\n\s*", " ", body)
         for offset, line in enumerate(joined.splitlines()):
             line = line.strip().removeprefix("$ ")

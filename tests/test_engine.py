@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,7 +101,9 @@ def test_predict_command_on_image_files(tiny, tmp_path) -> None:
     cv2.imwrite(str(tmp_path / "grey.jpg"), np.full((20, 20), 128, np.uint8))
     proc = edgeft("predict", "--model", tiny, tmp_path / "red.png", tmp_path / "grey.jpg")
     assert proc.returncode == 0, proc.stderr
-    assert "red (" in proc.stdout and "CPUExecutionProvider" in proc.stderr
+    assert re.search(r"red \d+\.\d%, blue \d+\.\d%", proc.stdout) and "CPUExecutionProvider" in proc.stderr  # best first, as percentages
+    one = edgeft("predict", "--model", tiny, tmp_path / "red.png", "--top", 1)
+    assert one.returncode == 0 and "red " in one.stdout and "blue" not in one.stdout
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [("missing.png", None, "does not exist"), ("notes.png", b"hello", "is not an image")])

@@ -46,11 +46,13 @@ def is_driving_log(path: Path) -> bool:
 
 
 def plan_dataset(path: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                 cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions()) -> Plan:
+                 cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions(), by_time: bool = False) -> Plan:
     """A driving log (or its folder) or a ROS bag for steering, otherwise class folders; local,
-    or in object storage (a `location` URI: the same walk, through universal-pathlib)."""
+    or in object storage (a `location` URI: the same walk, through universal-pathlib). `by_time`
+    splits a log or bag into contiguous blocks (train, then val, then test); class folders are
+    always split stratified."""
     try:
-        return _plan(path, val, test, seed, augment, cameras, correction, bag)
+        return _plan(path, val, test, seed, augment, cameras, correction, bag, by_time)
     except Exception as exc:  # noqa: BLE001 - each storage back end raises its own types (credentials, access, network)
         if isinstance(exc, EdgeftError) or isinstance(path, Path):
             raise
@@ -58,13 +60,15 @@ def plan_dataset(path: Path, val: float, test: float, seed: int, augment: tuple[
 
 
 def _plan(path: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-          cameras: tuple[str, ...], correction: float, bag: BagOptions) -> Plan:
+          cameras: tuple[str, ...], correction: float, bag: BagOptions, by_time: bool) -> Plan:
     if is_bag(str(path)):
-        return plan_bag(path, cameras, correction, val, test, seed, augment, bag)
+        return plan_bag(path, cameras, correction, val, test, seed, augment, bag, by_time)
     if is_driving_log(path):
-        return plan_driving_log(path, cameras, correction, val, test, seed, augment)
+        return plan_driving_log(path, cameras, correction, val, test, seed, augment, by_time)
     if isinstance(path, Path) and path.is_dir():
         check_not_bare_bag_folder(path)
+    if by_time:
+        raise EdgeftError("a split by time is for driving logs and bags: class folders are split stratified by class")
     return plan_class_folders(path, val, test, seed, augment)
 
 
@@ -114,16 +118,16 @@ def _plan_presplit(root: Path, seed: int, augment: tuple[str, ...]) -> Plan:
 
 
 def plan_driving_log(log: Path, cameras: tuple[str, ...], correction: float, val: float, test: float,
-                     seed: int, augment: tuple[str, ...]) -> Plan:
+                     seed: int, augment: tuple[str, ...], by_time: bool = False) -> Plan:
     """Steering regression from a driving_log.csv; see `_plan_rows`."""
     if log.is_dir():
         log = log / "driving_log.csv"
     rows = [({c: str(resolve_image(p, log.parent)) for c, p in row.paths.items() if p}, row.steering) for row in read_log(log)]
-    return _plan_rows(rows, f"driving log '{log}'", cameras, correction, val, test, seed, augment)
+    return _plan_rows(rows, f"driving log '{log}'", cameras, correction, val, test, seed, augment, by_time)
 
 
 def plan_bag(bag: Path, cameras: tuple[str, ...], correction: float, val: float, test: float, seed: int,
-             augment: tuple[str, ...], options: BagOptions = BagOptions()) -> Plan:
+             augment: tuple[str, ...], options: BagOptions = BagOptions(), by_time: bool = False) -> Plan:
     """Steering regression from a ROS bag read as a driving log: one row per synchronised tick with
     truth; its frames are named by reference into the bag (`bag#topic@record-time`)."""
     rows = read_bag_log(str(bag), SourceOptions(bag=options))
@@ -131,16 +135,17 @@ def plan_bag(bag: Path, cameras: tuple[str, ...], correction: float, val: float,
         raise EdgeftError(f"bag '{bag}' has no frame with ground truth to label it: none falls inside the truth topic's time range")
     present = {camera for paths, _ in rows for camera in paths}
     chosen = tuple(c for c in cameras if c in present) or tuple(sorted(present))
-    return _plan_rows(rows, f"bag '{bag}'", chosen, correction, val, test, seed, augment)
+    return _plan_rows(rows, f"bag '{bag}'", chosen, correction, val, test, seed, augment, by_time)
 
 
 def _plan_rows(rows: list[tuple[dict[str, str], float]], where: str, cameras: tuple[str, ...], correction: float,
-               val: float, test: float, seed: int, augment: tuple[str, ...]) -> Plan:
+               val: float, test: float, seed: int, augment: tuple[str, ...], by_time: bool) -> Plan:
     """Side cameras become extra samples with steering +- correction. Splits are by row, so the
-    views of one moment never straddle train and test."""
+    views of one moment never straddle train and test; `by_time`, by blocks of rows, so that
+    neighbouring frames (near-duplicates) do not either."""
     rng = np.random.default_rng(seed)
     items = []
-    for (paths, steering), split in zip(rows, _splits(len(rows), val, test, rng)):
+    for (paths, steering), split in zip(rows, _splits(len(rows), val, test, rng, by_time)):
         for camera in cameras:
             if paths.get(camera):
                 label = steering + SIDE_SIGN.get(camera, 0.0) * correction
@@ -150,14 +155,14 @@ def _plan_rows(rows: list[tuple[dict[str, str], float]], where: str, cameras: tu
     return Plan("regression", _augmented(items, augment, rng, regression=True))
 
 
-def _splits(count: int, val: float, test: float, rng: np.random.Generator) -> list[str]:
+def _splits(count: int, val: float, test: float, rng: np.random.Generator, by_time: bool = False) -> list[str]:
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise EdgeftError("--val and --test must be fractions in [0, 1) adding up to less than 1")
     n_val = int(round(count * val)) if val else 0
     n_test = int(round(count * test)) if test else 0
     if count - n_val - n_test < 1:
         n_val = n_test = 0
-    order = rng.permutation(count)
+    order = rng.permutation(count) if not by_time else np.arange(count - n_val - n_test, count)
     split = np.array(["train"] * count, dtype=object)
     split[order[:n_val]] = "val"
     split[order[n_val : n_val + n_test]] = "test"

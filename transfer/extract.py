@@ -105,11 +105,14 @@ def local_features(engine: Engine, batch: int, decode: str = "reduced") -> Featu
 
 
 def extraction_settings(dataset: Path, val: float, test: float, seed: int, augment: tuple[str, ...],
-                        cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions(), decode: str = "reduced") -> dict:
+                        cameras: tuple[str, ...], correction: float, bag: BagOptions = BagOptions(), by_time: bool = False,
+                        decode: str = "reduced") -> dict:
     """The settings recorded with the features (a resumed run must match them)."""
     settings = {"dataset": str(dataset), "val": val, "test": test, "seed": seed, "augment": list(augment), "decode": decode}
     if is_driving_log(dataset) or is_bag(str(dataset)):
         settings.update(cameras=list(cameras), correction=correction)
+        if by_time:
+            settings["split"] = "time"  # contiguous blocks; the default (shuffled rows) records nothing, as before
     if is_bag(str(dataset)):
         settings.update(bag=asdict(bag))
     return settings

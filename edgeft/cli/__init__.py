@@ -4,7 +4,7 @@ One module per command group. TensorFlow is imported only inside the commands th
 train Keras models; every other command starts in well under a second.
 """
 
-from . import bundles, driving, running, transfer  # noqa: F401 - each registers its commands on `app`
+from . import bundles, compare, driving, running, transfer  # noqa: F401 - each registers its commands on `app`
 from .common import app
 
 __all__ = ["app"]

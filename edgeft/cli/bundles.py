@@ -57,9 +57,11 @@ def export(
     input_size: InputSize = None,
     preprocess: Preprocess = None,
     trust_h5: TrustH5 = False,
+    top: Annotated[bool, typer.Option(help="keep the ImageNet classifier (include_top) with its 1000 class names (from keras-hub)", rich_help_panel=HEAD)] = False,
     head: Annotated[Optional[Path], typer.Option(help="trained Keras head (.keras) to fuse after the features", rich_help_panel=HEAD)] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="class names, one per line, for a classification head", rich_help_panel=HEAD)] = None,
-    task: Annotated[str, typer.Option(help="auto | regression | classification (auto: from the head's activation)", rich_help_panel=HEAD)] = "auto",
+    labels: Annotated[Optional[Path], typer.Option(help="class names, one per line: of a --head, or of a .keras classifier exported whole", rich_help_panel=HEAD)] = None,
+    task: Annotated[str, typer.Option(help="auto | regression | classification (auto: from the final activation); naming one "
+                                           "exports a .keras model file whole, its final layers as the head", rich_help_panel=HEAD)] = "auto",
     cam: Annotated[bool, typer.Option(help="add class activation maps as an output (GAP + dense head, --pooling none)", rich_help_panel=HEAD)] = False,
     batch: Annotated[Optional[int], typer.Option(help="static batch size (default: dynamic)", rich_help_panel=EXPORT)] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset", rich_help_panel=EXPORT)] = 17,
@@ -87,7 +89,7 @@ def export(
         config = ExportConfig(
             backbone=backbone, weights=weights, cut=cut, pooling=pooling, preprocess=preprocess, trust_h5=trust_h5,
             input_size=parse_input_size(input_size) if input_size else None, head=head, labels=labels, task=task,
-            batch=batch, opset=opset, name=name, models_dir=models_dir, force=force, tolerance=tolerance, seed=seed, cam=cam,
+            batch=batch, opset=opset, name=name, models_dir=models_dir, force=force, tolerance=tolerance, seed=seed, cam=cam, top=top,
             int8=Int8Config(calib, calib_frames, max(8, calib_frames // 2), int8_min_cosine, int8_min_top1, int8_target) if int8 else None,
             fp16=Fp16Config(fp16_min_cosine) if fp16 else None,
         )

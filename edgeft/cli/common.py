@@ -31,7 +31,8 @@ stdout = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ el
 err = Console(stderr=True)
 
 MODELS_DIR = Path("models")
-MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS, ROS2 = "Model", "Export", "Dataset", "Run", "Outputs", "ROS bags", "ROS 2"  # --help sections
+MODEL, EXPORT, DATA, RUN, OUTPUT, BAGS, ROS2, RAY = ("Model", "Export", "Dataset", "Run", "Outputs", "ROS bags", "ROS 2",
+                                                  "Ray cluster")  # --help sections
 
 
 @contextlib.contextmanager
@@ -130,6 +131,8 @@ Decode = Annotated[str, typer.Option(help="auto | reduced | full: JPEG frames de
                                      rich_help_panel="Source")]
 DecodeWorkers = Annotated[Optional[int], typer.Option(help="threads decoding the cameras of one tick side by side (default: the cores; 1: serial)",
                                                       rich_help_panel="Source")]
+Split = Annotated[str, typer.Option(help="driving logs and bags: random (rows shuffled) | time (contiguous blocks: train, val, "
+                                         "test; neighbouring frames are near-duplicates)", rich_help_panel=DATA)]
 # How a ROS bag is read: run and extract read them the same way.
 TruthTopic = Annotated[Optional[str], typer.Option(help="topic holding ground truth (default for Udacity bags: /vehicle/steering_report)", rich_help_panel=BAGS)]
 TruthField = Annotated[Optional[str], typer.Option(help="field of the truth message, dotted (default: steering_wheel_angle)", rich_help_panel=BAGS)]
@@ -148,6 +151,17 @@ def decode_mode(choice: str, draws_frames: bool = False) -> str:
     if choice not in ("auto", "reduced", "full"):
         raise EdgeftError(f"--decode must be auto, reduced or full, got '{choice}'")
     return ("full" if draws_frames else "reduced") if choice == "auto" else choice
+
+# How a dataset is extracted on a Ray cluster: extract and compare take the same options.
+RayAddress = Annotated[Optional[str], typer.Option("--ray", help="extract on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)]
+RayActors = Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)]
+RayCpusPerActor = Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)]
+
+
+def by_time(split: str) -> bool:
+    if split not in ("random", "time"):
+        raise EdgeftError(f"--split must be random or time, got '{split}'")
+    return split == "time"
 
 
 def bag_options(truth_topic: str | None, truth_field: str | None, tolerance: float | None, incomplete: str,

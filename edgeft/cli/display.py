@@ -195,11 +195,12 @@ def _percentiles(values: dict[str, float]) -> str:
     return f"p50 {values['p50']:.2f} ms, p90 {values['p90']:.2f} ms, p99 {values['p99']:.2f} ms"
 
 
-def describe(manifest: Manifest, outputs: dict) -> str:
-    """One result in a few words: label and score, steering, or a feature summary."""
+def describe(manifest: Manifest, outputs: dict, top: int = 3) -> str:
+    """One result in a few words: the top labels and scores, steering, or a feature summary."""
     decoded = decode(manifest, outputs)
     if decoded.label is not None:
-        return f"{decoded.label} ({decoded.score:.3f})"
+        scores = sorted(enumerate(decoded.values), key=lambda kv: -kv[1])[:max(top, 1)]
+        return ", ".join(f"{manifest.labels[i] if manifest.labels else i} {score:.1%}" for i, score in scores)
     if decoded.values:
         return "prediction " + ", ".join(f"{v:.4f}" for v in decoded.values)
     feats = outputs["features"]
@@ -211,12 +212,13 @@ def manifest_table(path: Path, m: Manifest, loads: str, verified: list[str] = ()
     b, w, i = m.backbone, m.weights, m.input
     rows = [
         ("task", m.task + (f" ({len(m.labels)} labels)" if m.labels else "")),
-        ("backbone", f"{b.name} ({b.source}), cut {b.cut or 'classifier dropped'}, pooling {b.pooling}"),
+        ("backbone", f"{b.name} ({b.source}), cut {b.cut or ('classifier kept' if m.extra.get('classifier') else 'classifier dropped')}, "
+                     f"pooling {b.pooling}"),
         ("input", f"{i.name}: {i.dtype} {i.layout} {i.color_order} {i.height}x{i.width}, batch {i.batch or 'dynamic'}"),
         ("preprocess", f"{b.preprocess} (folded into the graph)"),
         ("outputs", ", ".join(f"{o.name} {_shape(o.shape)}" for o in m.outputs)),
         ("weights", f"{w.source}: {w.loaded_by}" + (f", file sha256 {w.file_sha256[:16]}…" if w.file_sha256 else "")),
-        ("head", f"{m.head.source} (sha256 {m.head.sha256[:16]}…)" if m.head else "none"),
+        ("head", f"{m.head.source} (sha256 {m.head.sha256[:16]}…)" if m.head else _classifier(m.extra.get("classifier"))),
         ("parity", "; ".join(f"{p.output} rel {p.max_rel:.1e} abs {p.max_abs:.1e} on {p.probes} probes" for p in m.parity)
                    + f" (tolerance {m.parity_tolerance:g})"),
         ("model", f"opset {m.opset}, sha256 {m.model_sha256[:16]}…" + (f", {m.quantization.method}" if m.quantization else f", {m.precision}")),
@@ -268,6 +270,13 @@ def bench_table(bundle: Path, result) -> Table:
     if result.agreement:
         table.add_row("verified", ", ".join(f"{k} {v:.6g}" for k, v in result.agreement.items()))
     return table
+
+
+def _classifier(kept: dict | None) -> str:
+    if not kept:
+        return "none"
+    return f"the classifier kept ({kept['kept']}), reading the features after {kept['split_after']}" + \
+        (f"; labels from {kept['labels']}" if kept.get("labels") else "")
 
 
 def _shape(shape: tuple) -> str:

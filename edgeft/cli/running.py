@@ -73,8 +73,10 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="image files")],
     model: Model = None,
     device: Device = "auto",
+    top: Annotated[int, typer.Option(help="classifiers: how many labels to print per image, best first")] = 3,
 ) -> None:
-    """Run a bundle on image files and print each prediction (or feature summary)."""
+    """Run a bundle on image files and print each prediction: the top labels and scores of a
+    classifier, a steering value, or a feature summary."""
     with user_errors():
         from edgeft.runtime.sources import read_image
 
@@ -83,7 +85,7 @@ def predict(
         for path in images:
             frame = read_image(path)
             result = engine.predict(frame)
-            table.add_row(path.name, f"{frame.shape[1]}x{frame.shape[0]}", describe(engine.manifest, result.outputs),
+            table.add_row(path.name, f"{frame.shape[1]}x{frame.shape[0]}", describe(engine.manifest, result.outputs, top),
                           f"{result.latency_ms:.1f}")
         stdout.print(table)
 

@@ -13,12 +13,13 @@ from edgeft.transfer import ExtractConfig
 from edgeft.transfer.ray_cluster import RayConfig
 
 from .common import (DATA, OUTPUT, Augment, Cameras, Correction, Cut, Decode, Device, End, Force, Incomplete, InputSize, Model,
-                     Pooling, Precision, Preprocess, Seed, Start, SyncTolerance, Test, TrustH5, TruthField, TruthTopic, Val, Weights, app,
-                     bag_options, decode_mode, err, export_available, names, say, user_errors)
+                     Pooling, Precision, Preprocess, RayActors, RayAddress, RayCpusPerActor, Seed, Split, Start, SyncTolerance, Test,
+                     TrustH5, TruthField, TruthTopic, Val, Weights, app, bag_options, by_time, decode_mode, err, export_available, names,
+                     say, user_errors)
 from .display import ProgressBar
 from .running import load_engine, stream_into
 
-TRAINING, RAY = "Training", "Ray cluster"
+TRAINING = "Training"
 
 
 @app.command(rich_help_panel="Transfer learning")
@@ -53,6 +54,7 @@ def extract(
     augment: Augment = "",
     cameras: Cameras = "center,left,right",
     correction: Correction = 0.2,
+    split: Split = "random",
     resume: Annotated[bool, typer.Option(help="continue an interrupted extraction", rich_help_panel=OUTPUT)] = False,
     force: Force = False,
     rows_per_shard: Annotated[int, typer.Option(help="rows per .npy shard", rich_help_panel=OUTPUT)] = 256,
@@ -64,9 +66,9 @@ def extract(
     incomplete: Incomplete = "run",
     start: Start = None,
     end: End = None,
-    ray: Annotated[Optional[str], typer.Option(help="run on a Ray cluster: auto | local | HOST:PORT", rich_help_panel=RAY)] = None,
-    ray_actors: Annotated[Optional[int], typer.Option(help="actors (default: the cluster's CPUs / --ray-cpus-per-actor)", rich_help_panel=RAY)] = None,
-    ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (onnxruntime threads) per actor", rich_help_panel=RAY)] = 1,
+    ray: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_cpus_per_actor: RayCpusPerActor = 1,
 ) -> None:
     """Cache bottleneck features of a dataset (runtime, not Keras), with labels and a seeded split."""
     with user_errors():
@@ -78,6 +80,7 @@ def extract(
         mode = decode_mode(decode)
         config = ExtractConfig(rows_per_shard=rows_per_shard, batch=batch, resume=resume, force=force, decode=mode)
         bag = bag_options(truth_topic, truth_field, sync_tolerance, incomplete, start, end)
+        planning = (val, test, seed, names(augment), names(cameras), correction, bag, by_time(split))
         engine = load_engine(model, device, precision=precision)  # with --ray too: every actor runs what this chose
         if ray is not None:
             ray_config = RayConfig(ray, ray_actors, ray_cpus_per_actor, decode=mode)
@@ -85,17 +88,15 @@ def extract(
                 _extract_source_on_ray(engine, source, out, SourceOptions(bag=bag), SinkOptions(force=force, resume=resume,
                                        rows_per_shard=rows_per_shard), batch, ray_config)
             else:
-                _extract_on_ray(engine, data, out, (val, test, seed, names(augment), names(cameras), correction, bag), config,
-                                ray_config)
+                _extract_on_ray(engine, data, out, planning, config, ray_config)
             return
         if source is not None:
             sinks = SinkOptions(force=force, resume=resume, rows_per_shard=rows_per_shard)
             stream_into(engine, [source], [f"features:{out}"], SourceOptions(bag=bag), sinks, PipelineConfig(batch=batch, decode=mode),
                         quiet=False)
             return
-        aug, cams = names(augment), names(cameras)
-        plan = plan_dataset(data, val, test, seed, aug, cams, correction, bag)
-        settings = extraction_settings(data, val, test, seed, aug, cams, correction, bag, mode)
+        plan = plan_dataset(data, *planning)
+        settings = extraction_settings(data, *planning, decode=mode)
         with ProgressBar(err, "extract", len(plan.items)) as progress:
             unreadable = run_extract(engine, plan, out, settings, config, progress.update)
         say(extraction_report(plan, out, unreadable))
