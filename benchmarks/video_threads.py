@@ -7,7 +7,9 @@ Clips are made with the ffmpeg command line (Debian's ffmpeg) from real 720p foo
 clip and each `CAP_PROP_N_THREADS` (0 = OpenCV's default: FFmpeg picks, one per core): decode
 alone (wall ms and CPU ms per frame) and the same clip end to end through a Pipeline with
 MobileNetV2 (onnxruntime, both cores), frames/s. On two cores, decoder threads compete with
-inference threads: the end-to-end column decides.
+inference threads: the end-to-end column decides. MJPEG clips get one more row, edgeft's
+default for them: the capture hands over each frame's JPEG and libjpeg-turbo decodes it at the
+model's DCT reduction (`--decode reduced`); the thread rows are FFmpeg's own decode (`full`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, cpu_line, ensure_bundle, parse_model  # noqa: E402
 
-from edgeft.runtime import Engine, Pipeline, SourceOptions  # noqa: E402
+from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions  # noqa: E402
+from edgeft.runtime.sources.jpeg import fit_for  # noqa: E402
 from edgeft.runtime.sources import VideoSource  # noqa: E402
 
 CODECS = {"h264": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"],
@@ -42,15 +45,6 @@ def make_clip(codec: str, height: int, frames: int) -> Path:
     return path
 
 
-def decode_alone(path: Path, threads: int) -> tuple[float, float]:
-    """(wall ms, CPU ms) per frame decoding the whole clip."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads] if threads else [])
-    wall, cpu, count = time.perf_counter(), time.process_time(), 0
-    while capture.read()[0]:
-        count += 1
-    return 1000 * (time.perf_counter() - wall) / count, 1000 * (time.process_time() - cpu) / count
-
-
 class _Threads(VideoSource):
     """A video source opened with a given FFmpeg thread count (the benchmark's knob)."""
 
@@ -61,9 +55,24 @@ class _Threads(VideoSource):
         self._cap, self._index = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params), -1
 
 
-def end_to_end(engine: Engine, path: Path, threads: int) -> float:
-    source = type("Source", (_Threads,), {"threads": threads})("clip", str(path), SourceOptions())
-    pipeline = Pipeline(source, engine)
+def clip_source(path: Path, threads: int) -> VideoSource:
+    return type("Source", (_Threads,), {"threads": threads})("clip", str(path), SourceOptions())
+
+
+def decode_alone(path: Path, threads: int, fit: tuple[int, int] | None = None) -> tuple[float, float]:
+    """(wall ms, CPU ms) per frame reading the whole clip through the video source, decoded for `fit`."""
+    source = clip_source(path, threads)
+    with source:
+        source.decode_for(fit)
+        wall, cpu, count = time.perf_counter(), time.process_time(), 0
+        while source.read() is not None:
+            count += 1
+    return 1000 * (time.perf_counter() - wall) / count, 1000 * (time.process_time() - cpu) / count
+
+
+def end_to_end(engine: Engine, path: Path, threads: int, decode: str = "full") -> float:
+    source = clip_source(path, threads)
+    pipeline = Pipeline(source, engine, PipelineConfig(decode=decode))
     for _ in pipeline:
         pass
     source.close()
@@ -92,6 +101,10 @@ def main() -> None:
                 fps = end_to_end(engine, path, threads)
                 label = "default (0)" if threads == 0 else str(threads)
                 print(f"| {codec} {height}p | {label} | {wall:.2f} | {cpu:.2f} | {fps:.1f} |")
+            if codec == "mjpeg":
+                wall, cpu = decode_alone(path, 0, fit_for(engine.manifest.input, "reduced"))
+                fps = end_to_end(engine, path, 0, "reduced")
+                print(f"| {codec} {height}p | JPEG bytes, reduced decode (edgeft's default) | {wall:.2f} | {cpu:.2f} | {fps:.1f} |")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ and the same frames in the same order whether a tick decodes serially or on the 
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions, open_source
+from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceError, SourceOptions, open_source
 from edgeft.runtime.sources import DecodePool, FrameReader, decode_reduced, jpeg_size, reduction
 from edgeft.runtime.sources.images import decode_bytes
 from edgeft.runtime.sources.rosimage import compressed_to_bgr
@@ -170,3 +173,63 @@ def test_a_driving_log_decodes_its_cameras_side_by_side_as_serially(tmp_path, ph
     (tmp_path / "driving_log.csv").write_text("\n".join(rows) + "\n")
     serial, parallel = _ticks(str(tmp_path), 1, (64, 64)), _ticks(str(tmp_path), 3, (64, 64))
     assert serial == parallel and [len(t) for t in serial] == [3, 3, 3, 2, 3, 3]
+
+
+def mjpeg_video(path: Path, frames: list[bytes]) -> Path:
+    """An MJPEG .avi holding `frames` (JPEG bytes) as they are: what a USB camera's MJPG mode delivers."""
+    first = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (first.shape[1], first.shape[0]))
+    for data in frames:
+        writer.write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    writer.release()
+    return path
+
+
+def test_an_mjpeg_capture_decodes_its_jpegs_at_the_models_size(steering_bundle, frames_720p, carphone, tmp_path) -> None:
+    """The capture hands over each frame's JPEG and it is decoded at 1/4 for 96x192, within the
+    documented agreement of the capture's own full decode; other codecs keep their pixels."""
+    video = mjpeg_video(tmp_path / "rig.avi", frames_720p)
+    engine = Engine.load(steering_bundle, device="cpu")
+    runs = {}
+    for mode in ("full", "reduced"):
+        with open_source(str(video)) as source:
+            runs[mode] = list(Pipeline(source, engine, PipelineConfig(decode=mode)))
+        assert source.decoder.seconds > 0  # the profile's decode stage, whichever decodes
+    assert [r.image.shape[:2] for r in runs["full"]] == [(720, 1280)] * len(frames_720p)
+    assert [r.image.shape[:2] for r in runs["reduced"]] == [(180, 320)] * len(frames_720p)
+    sent = runs["reduced"][3].jpeg  # the JPEG as the camera sent it, for --record / --foxglove
+    assert sent is not None and cv2.imdecode(np.frombuffer(sent, np.uint8), cv2.IMREAD_COLOR).shape == (720, 1280, 3)
+    cosines = [cosine(a.outputs["features"], b.outputs["features"]) for a, b in zip(runs["reduced"], runs["full"])]
+    assert np.mean(cosines) >= MEAN_COSINE and min(cosines) >= MIN_COSINE, cosines
+    with open_source(str(carphone)) as source:  # H.264: FFmpeg decodes it, as before
+        result = next(iter(Pipeline(source, engine, PipelineConfig(decode="reduced", max_ticks=1))))
+    assert result.image.shape[:2] == (144, 176) and result.jpeg is None
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg (Debian package; CI installs it) serves the camera stream")
+def test_an_ip_cameras_mjpeg_stream_is_decoded_at_the_models_size(steering_bundle, frames_720p, tmp_path) -> None:
+    """An IP camera's multipart MJPEG over HTTP (ffmpeg on loopback): live, reduced, its JPEGs kept."""
+    video = mjpeg_video(tmp_path / "cam.avi", frames_720p)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/cam.mjpg"
+    server = subprocess.Popen([shutil.which("ffmpeg"), "-loglevel", "quiet", "-re", "-stream_loop", "-1", "-i", str(video),
+                               "-c:v", "copy", "-f", "mpjpeg", "-listen", "1", url])
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                source = open_source(url, SourceOptions(timeout_s=3))
+                break
+            except SourceError:
+                assert time.monotonic() < deadline, "the stream never came up"
+                time.sleep(0.3)
+        engine = Engine.load(steering_bundle, device="cpu")
+        with source:
+            results = list(Pipeline(source, engine, PipelineConfig(max_ticks=10)))
+        assert source.live and len(results) == 10
+        assert {r.image.shape[:2] for r in results} == {(180, 320)} and all(r.jpeg for r in results)
+        assert all(r.valid and np.isfinite(r.outputs["features"]).all() for r in results)
+    finally:
+        server.kill()
+        server.wait()

@@ -1,4 +1,11 @@
-"""OpenCV capture sources: video files, cameras, and network streams (FFmpeg)."""
+"""OpenCV capture sources: video files, cameras, and network streams (FFmpeg).
+
+An MJPEG capture (a USB camera's MJPG mode, an IP camera's multipart stream, an MJPEG .avi)
+carries one JPEG per frame. When frames are decoded for a model's input, the capture is asked
+for those JPEG bytes instead of pixels (FFmpeg's raw mode, V4L2 without conversion) and they are
+decoded here with the JPEG rule every other source follows: at the largest DCT reduction that
+stays at or above the input (`sources.jpeg`), a third of FFmpeg's full-size decode on 720p.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .base import Frame, Listed, Source, SourceError, SourceOptions, StreamLost, Tick
+from .images import decode_bytes
+from .jpeg import Fit
 from .refs import video_ref
+
+MJPEG = cv2.VideoWriter_fourcc(*"MJPG")
 
 
 class _CaptureSource(Source):
@@ -20,6 +32,28 @@ class _CaptureSource(Source):
         super().__init__(name, spec, options)
         self._cap: cv2.VideoCapture | None = None
         self._index = -1
+        self._jpeg = False  # the capture hands over each frame's JPEG bytes, decoded in `_frame`
+
+    def open(self) -> Source:
+        if not self._opened:
+            self._jpeg = False  # a new capture starts with pixels
+        super().open()
+        self._ask_for_jpeg()
+        return self
+
+    def decode_for(self, fit: Fit | None) -> None:
+        super().decode_for(fit)
+        self._ask_for_jpeg()
+
+    def _ask_for_jpeg(self) -> None:
+        """Switch an MJPEG capture to its JPEG bytes once frames are decoded for a model. A
+        capture that cannot (another codec, a backend without a raw mode) keeps its pixels; one
+        that did stays switched (with no fit, its JPEGs are decoded in full)."""
+        cap = self._cap
+        if self._jpeg or cap is None or self.fit is None or int(cap.get(cv2.CAP_PROP_FOURCC)) != MJPEG:
+            return
+        raw = (cv2.CAP_PROP_CONVERT_RGB, 0) if cap.getBackendName() == "V4L2" else (cv2.CAP_PROP_FORMAT, -1)
+        self._jpeg = bool(cap.set(*raw))
 
     def read(self) -> Tick | None:
         """The next kept frame; with stride N the N-1 frames after each are grabbed, not decoded."""
@@ -33,13 +67,22 @@ class _CaptureSource(Source):
                     return self._ended()
             ok, image = self._cap.read()
         finally:
-            if not self.live:  # a file's read is its decode; a camera's is mostly waiting for the next frame
+            if not self.live and not self._jpeg:  # a file's read is its decode; a camera's is mostly waiting
                 self.decoder.seconds += time.perf_counter() - start
         self._index += skip
         if not ok or image is None:
             return self._ended()
         self._index += 1
-        return [Frame(self.name, self._index, image)]
+        return [self._frame(image)]
+
+    def _frame(self, image: np.ndarray) -> Frame:
+        if not self._jpeg:
+            return Frame(self.name, self._index, image)
+        raw = image.tobytes()
+        decoded, cut = self.decoder.map(lambda data: decode_bytes(data, self.fit), [raw])[0]
+        if decoded is None:  # as an image file's: a cut JPEG is an invalid frame, never run
+            return Frame(self.name, self._index, decoded, invalid=cut or "not a decodable JPEG")
+        return Frame(self.name, self._index, decoded, jpeg=raw)
 
     def _ended(self) -> None:
         if self.live:
