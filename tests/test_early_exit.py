@@ -1,4 +1,4 @@
-"""Leaving a pipeline loop early, the README's embedding pattern, on every source kind: threads
+"""Leaving a pipeline loop early, the embedding pattern of docs/embedding.md, on every source kind: threads
 are joined before sources are released, so the process neither crashes nor hangs."""
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def test_train_head_refuses_unlabelled_or_unfinished_features(engine, tmp_path) 
 
 @pytest.mark.slow
 def test_driving_sample_whole_path(tmp_path, deepsort_weights) -> None:
-    """The README's four commands, small: extract -> train-head -> export --head -> run."""
+    """The four commands of docs/transfer.md, small: extract -> train-head -> export --head -> run."""
     assert edgeft("sample", "drive", "--frames", 60, cwd=tmp_path).returncode == 0
     size = ("--input-size", "64x128")
     proc = edgeft("export", "MobileNetV2", "--weights", deepsort_weights, *size, "--name", "base", cwd=tmp_path)
