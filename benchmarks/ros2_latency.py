@@ -7,7 +7,9 @@ Three genuine rclpy processes on one ROS domain (loopback): a camera publishing 
 upscaled to 1280x720 as sensor_msgs/Image bgr8, stamped when sent; a real `edgeft run --source
 ros2:/cam --publish ros2:`; a listener that notes, for every /edgeft/prediction, the time it
 arrived minus the frame's header stamp. That is the whole path a vehicle sees (serialise, DDS,
-deserialise, decode, resize, infer, publish, DDS again). The camera's Fast DDS gets a shared-memory
+deserialise, decode, resize, infer, publish, DDS again). First, the transport alone: the same
+camera to a plain rclpy subscriber of its Image, so the node's own share can be told apart from
+what any subscriber of a 2.7 MB frame pays. The camera's Fast DDS gets a shared-memory
 segment that holds a 2.7 MB frame (`fastdds_large_shm.xml`: with the default 512 KB segment, best-
 effort 720p frames go as UDP fragments and most are lost); edgeft runs as installed. Beside it, in this process and in the
 same run, the same messages are decoded with `rosimage.message_to_bgr` and run with
@@ -77,9 +79,11 @@ def camera(topics: list[str], hz: float, seconds: float) -> None:
 
 
 def listen(topics: list[str], out: str, seconds: float) -> None:
-    """For every prediction: arrival - header stamp (ms), edgeft's own latency and frame age, drops."""
+    """For every prediction: arrival - header stamp (ms), edgeft's own latency and frame age, drops.
+    A topic given as `TOPIC:image` is a camera's: arrival - stamp of each Image (the transport alone)."""
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -93,8 +97,16 @@ def listen(topics: list[str], out: str, seconds: float) -> None:
                               "dropped": p["dropped"], "camera": p["camera"]}) + "\n")
         log.flush()
 
+    def image(msg) -> None:
+        now, stamp = time.time_ns(), msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        log.write(json.dumps({"t": now / 1e9, "e2e_ms": (now - stamp) / 1e6, "dropped": 0}) + "\n")
+        log.flush()
+
     for topic in topics:
-        node.create_subscription(String, topic, arrived, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        if topic.endswith(":image"):
+            node.create_subscription(Image, topic.removesuffix(":image"), image, qos_profile_sensor_data)
+        else:
+            node.create_subscription(String, topic, arrived, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         rclpy.spin_once(node, timeout_sec=0.1)
@@ -157,11 +169,27 @@ def ros_run(bundle: Path, device: str, hz: float, seconds: float, cameras: int, 
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
+def transport(hz: float, seconds: float, domain: int, work: Path) -> list[float]:
+    """Camera stamp -> a plain rclpy subscriber holding the Image, ms: what any node pays for the
+    frame (the camera's serialising, DDS, rclpy deserialising) before its own work begins."""
+    env, out = ros_env(domain), work / f"transport-{domain}.jsonl"
+    listener = helper("listen", "--out", str(out), "--seconds", str(seconds + 8), "/cam0:image", env=env)
+    time.sleep(3)
+    cam = helper("camera", "--hz", str(hz), "--seconds", str(seconds), "/cam0",
+                 env={"FASTDDS_DEFAULT_PROFILES_FILE": str(LARGE_SHM), **env})
+    cam.wait(seconds + 30)
+    listener.wait(60)
+    return [json.loads(line)["e2e_ms"] for line in out.read_text().splitlines()][20:]
+
+
 def latency(args: argparse.Namespace, work: Path) -> None:
     print(f"CPU: {cpu_line()}\nlatency, ms; camera 1280x720 bgr8 Image at the rate given; machine shared with other jobs\n")
+    ride = transport(args.hz, 15.0, args.domain + 50, work)
+    print(f"transport alone (camera stamp -> a plain rclpy subscriber has the Image), {args.hz:g} Hz: p50 {pct(ride, 50):.1f} ms, "
+          f"p99 {pct(ride, 99):.1f} ms, {len(ride)} frames\n")
     print("| model | device | camera Hz | decode+predict p50 / p99 (before, after) | camera stamp -> prediction published p50 / p99 "
-          "| overhead p50 | frames published / sent | drops |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| overhead p50 | of which the node's, past the transport | frames published / sent | drops |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for i, (key, hz) in enumerate((m.split("@")[0], float(m.split("@")[1]) if "@" in m else args.hz) for m in args.models.split(",")):
         name, size = MODELS[key]
         bundle = ensure_bundle(name, size)
@@ -172,6 +200,7 @@ def latency(args: argparse.Namespace, work: Path) -> None:
         base = pct(before + after, 50)
         print(f"| {name} {size} | {provider} | {hz:g} | {pct(before, 50):.1f} / {pct(before, 99):.1f}, {pct(after, 50):.1f} / "
               f"{pct(after, 99):.1f} | {pct(e2e, 50):.1f} / {pct(e2e, 99):.1f} | {pct(e2e, 50) - base:+.1f} | "
+              f"{pct(e2e, 50) - base - pct(ride, 50):+.1f} | "
               f"{len(rows)} / {int(args.seconds * hz)} | {sum(r['dropped'] for r in rows)} |", flush=True)
 
 
