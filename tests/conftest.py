@@ -8,10 +8,18 @@ import cv2
 import numpy as np
 import pytest
 
-PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket", "retina")
-
-
 from edgeft.offline import CARPHONE, DEEPSORT_MOBILENETV2, HED_VGG16, VTEST
+
+PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket", "retina")
+# The suite runs on every core (pytest-xdist: `-n auto --dist loadgroup` in pyproject.toml). Each
+# test file stays on one worker, so the real exports its module fixtures make are made once; the
+# files that start Ray share one worker, so two Ray clusters never contend for one machine's ports.
+RAY_FILES = {"test_ray.py", "test_object_storage.py", "test_compare.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("ray" if item.path.name in RAY_FILES else item.path.name))
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ def test_a_signal_sends_a_stop_before_closing(bundle, tmp_path, sig) -> None:
     assert t.closed_by_server and t.received[-1] == '42["steer",{"steering_angle":"0.0000","throttle":"0.0000"}]'
     assert f"stopped by signal {int(sig)}" in out and "final command (wheel straight, no throttle)" in out
     rows = (tmp_path / "rec" / "driving_log.csv").read_text().splitlines()
-    assert len(rows) >= 25 and all(line.count(",") == 6 for line in rows)  # whole rows, closed properly
+    # whole rows, closed properly: one per tick decided, and a tick answers at most the client's two telemetry chains
+    assert len(rows) >= 30 // 2 and all(line.count(",") == 6 for line in rows)
 
 
 def test_bad_drive_settings_are_one_line(bundle, tmp_path) -> None:

@@ -79,7 +79,7 @@ class UnityClient:
         from websockets.exceptions import ConnectionClosed
 
         t = self.transcript
-        deadline = time.monotonic() + timeout_s
+        deadline, leaving = time.monotonic() + timeout_s, False
         with connect(self.url, compression=None, ping_interval=None, open_timeout=10) as ws:
             self._telemetry(ws)  # ws.OnOpen -> "open"
             ws.send("2")
@@ -96,11 +96,28 @@ class UnityClient:
                         self._on(ws, ws.recv(timeout=max(0.01, end - time.monotonic())), answer=False)
                     except TimeoutError:
                         pass
+                leaving = True  # "41" is a goodbye: a server may close before "1" is sent, and that is not its doing
                 ws.send("41")
                 ws.send("1")
             except ConnectionClosed:
-                t.closed_by_server = True
+                t.closed_by_server = not leaving
+                self._drain(ws)
         return t
+
+    def _drain(self, ws) -> None:
+        """Take what the server sent before it closed. A send into a closed connection raises before
+        the messages already here are read; the Unity client's receiving never waits on its sending."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                message = ws.recv(timeout=0)
+            except (ConnectionClosed, TimeoutError):
+                return
+            try:
+                self._on(ws, message, answer=False)
+            except ConnectionClosed:
+                pass  # a ping it can no longer answer
 
     def _on(self, ws, message: str, answer: bool = True) -> None:
         t = self.transcript
