@@ -4,7 +4,8 @@ An MJPEG capture (a USB camera's MJPG mode, an IP camera's multipart stream, an 
 carries one JPEG per frame. When frames are decoded for a model's input, the capture is asked
 for those JPEG bytes instead of pixels (FFmpeg's raw mode, V4L2 without conversion) and they are
 decoded here with the JPEG rule every other source follows: at the largest DCT reduction that
-stays at or above the input (`sources.jpeg`), a third of FFmpeg's full-size decode on 720p.
+stays at or above the input (`sources.jpeg`): a third less time than FFmpeg's full-size decode
+at 720p, 40% less at 1080p (RESULTS).
 """
 
 from __future__ import annotations
