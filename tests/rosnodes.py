@@ -85,6 +85,18 @@ class Process:
         self.stop(signal.SIGKILL if exc[0] else signal.SIGTERM)
 
 
+RICHER_MSGS = Path(__file__).resolve().parent / "rosmsgs" / ".out" / "install"  # tests/rosmsgs/build.sh
+
+
+def with_richer_msgs(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the ackermann_msgs and vision_msgs that build.sh made importable (extended, not
+    replaced: rclpy's wheels put their own libraries on LD_LIBRARY_PATH)."""
+    site = next(RICHER_MSGS.glob("lib/python3*/site-packages"))
+    joined = {name: os.pathsep.join(filter(None, (str(path), env.get(name, ""))))
+              for name, path in (("PYTHONPATH", site), ("LD_LIBRARY_PATH", RICHER_MSGS / "lib"))}
+    return {**env, **joined}
+
+
 def start(kind: str, args: list[str], env: dict[str, str], log: Path) -> Process:
     return Process([sys.executable, str(Path(__file__)), kind, *args], env, log)
 
@@ -192,6 +204,11 @@ def _plain(msg) -> object:
                  "hardware_id": s.hardware_id, "values": {kv.key: kv.value for kv in s.values}} for s in msg.status]
     if kind == "Float32MultiArray":
         return {"data": [float(v) for v in msg.data], "label": msg.layout.dim[0].label if msg.layout.dim else None}
+    if kind in ("AckermannDriveStamped", "Classification"):
+        header = {"stamp_ns": msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, "frame_id": msg.header.frame_id}
+        if kind == "AckermannDriveStamped":
+            return {**header, "steering_angle": msg.drive.steering_angle, "speed": msg.drive.speed}
+        return {**header, "results": [[h.class_id, h.score] for h in msg.results]}
     return msg.data if kind in ("String", "Float32", "Float64") else str(msg)
 
 

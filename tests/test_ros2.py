@@ -18,7 +18,8 @@ import pytest
 
 from helpers import edgeft as edgeft_run
 from bagfiles import footage
-from rosnodes import FRAMES_DEFAULT, SIZE, edgeft, published_image, read_lines, ros_domain, start, wait_for
+from rosnodes import (FRAMES_DEFAULT, RICHER_MSGS, SIZE, edgeft, published_image, read_lines, ros_domain, start, wait_for,
+                      with_richer_msgs)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None, reason="the ros2 extra (rclpy wheels) is not installed")
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
@@ -290,3 +291,38 @@ def test_a_publisher_that_comes_later_with_an_incompatible_qos_is_reported(bundl
             node.popen.send_signal(signal.SIGTERM)
             assert node.popen.wait(15) == 143
     assert "a publisher's QoS is incompatible" in node.output() and "Traceback" not in node.output()
+
+
+@pytest.mark.skipif(not RICHER_MSGS.is_dir(), reason="ackermann_msgs and vision_msgs have no PyPI wheels: "
+                                                     "tests/rosmsgs/build.sh builds them (CI runs it)")
+def test_richer_types_carry_each_frames_header_and_its_prediction(steering_bundle, bundle, carphone, tmp_path) -> None:
+    """--ros-types ackermann on a steering head and --ros-types vision on a classifier, side by side
+    on one camera: an AckermannDriveStamped / Classification per prediction, with its frame's header."""
+    out, camera_log = tmp_path / "got.jsonl", tmp_path / "camera.jsonl"
+    topics = ["/steer/drive=ackermann_msgs/msg/AckermannDriveStamped", f"/steer/prediction={STRING}",
+              "/cls/classification=vision_msgs/msg/Classification", f"/cls/prediction={STRING}"]
+    with ros_domain() as plain:
+        env = with_richer_msgs(plain)
+        camera_args = ["--out", str(camera_log), "--footage", str(carphone), "--hz", "25", "--reliable", "--seconds", "90",
+                       "front=/front/image_raw:jpeg"]
+        with start("camera", camera_args, env, tmp_path / "camera.log"), \
+                start("listen", ["--out", str(out), "--seconds", "90", *topics], env, tmp_path / "listen.log"), \
+                edgeft(["run", "--model", str(steering_bundle), "--source", "ros2:/front/image_raw", "--publish", "ros2:/steer",
+                        "--ros-types", "ackermann", "--quiet"], env, tmp_path / "steer.log") as steer, \
+                edgeft(["run", "--model", str(bundle), "--source", "ros2:/front/image_raw", "--publish", "ros2:/cls",
+                        "--ros-types", "vision", "--quiet"], env, tmp_path / "cls.log") as classify:
+            wait_for(lambda: len(received(out, "/steer/drive")) >= 20 and len(received(out, "/cls/classification")) >= 20, 60,
+                     "20 AckermannDriveStamped and 20 Classification messages")
+            for node in (steer, classify):
+                assert node.stop(signal.SIGINT) == 130 and "Traceback" not in node.output(), node.output()
+    camera = sent(camera_log)
+    steering = {stamp_of(p): p for p in predictions(out, "/steer/prediction")}
+    for drive in received(out, "/steer/drive"):
+        shown = steering[drive["stamp_ns"]]  # the JSON prediction of the same frame
+        assert drive["stamp_ns"] in camera and drive["frame_id"] == shown["header"]["frame_id"] == "front_optical"
+        assert drive["steering_angle"] == float(np.float32(shown["steering"])) and drive["speed"] == 0.0
+    labels = {stamp_of(p): p for p in predictions(out, "/cls/prediction")}
+    for classification in received(out, "/cls/classification"):
+        shown = labels[classification["stamp_ns"]]
+        assert classification["stamp_ns"] in camera and classification["frame_id"] == "front_optical"
+        assert classification["results"] == [[shown["label"], shown["score"]]] and shown["label"] in ("red", "blue")

@@ -1,0 +1,15 @@
+# PyPI's ROS 2 message wheels export *__rosidl_generator_py targets whose include directories
+# are the manylinux build machine's (/opt/python/cp311-cp311/...): drop those that do not exist here.
+get_property(_imported DIRECTORY PROPERTY IMPORTED_TARGETS)
+foreach(_t IN LISTS _imported)
+  get_target_property(_inc ${_t} INTERFACE_INCLUDE_DIRECTORIES)
+  if(_inc)
+    set(_keep "")
+    foreach(_d IN LISTS _inc)
+      if(EXISTS "${_d}" OR _d MATCHES "^\\$<")
+        list(APPEND _keep "${_d}")
+      endif()
+    endforeach()
+    set_target_properties(${_t} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_keep}")
+  endif()
+endforeach()
