@@ -70,6 +70,15 @@ def stamp_of(prediction: dict) -> int:
     return stamp["sec"] * 1_000_000_000 + stamp["nanosec"]
 
 
+def interrupted(process) -> str:
+    """Ctrl-C to an edgeft process that runs until told: it ends with 130 and no traceback; its output.
+    A run that stops itself can end before a listener that matched late has what it was sent."""
+    code = process.stop(signal.SIGINT)
+    output = process.output()
+    assert code == 130 and "Traceback" not in output, output
+    return " ".join(output.split())
+
+
 def finished(process, timeout: float = 60) -> str:
     """Wait for an edgeft process to end on its own; its output, which must hold no traceback."""
     assert process.popen.wait(timeout) == 0, process.output()
@@ -87,9 +96,10 @@ def test_a_rig_is_paired_by_stamp_and_every_value_is_engine_predicts(bundle, fra
     with start("listen", ["--out", str(out), "--seconds", "60", *topics, f"/diagnostics={DIAGNOSTICS}"], rig.env, tmp_path / "l.log"):
         sources = [arg for camera in RIG for arg in ("--source", f"{camera}=ros2:/rig/{camera}")]
         # --decode full: the transport is what is checked here, against Engine.predict on the very frames sent
-        summary = finished(edgeft(["run", "--model", str(bundle), *sources, "--publish", "ros2:/car", "--max-frames", "60", "--quiet",
-                                   "--decode", "full"], rig.env, tmp_path / "edgeft.log"))
-        wait_for(lambda: len(predictions(out, "/car/odd/prediction")) >= 50, 10, "the listener to have the predictions")
+        with edgeft(["run", "--model", str(bundle), *sources, "--publish", "ros2:/car", "--quiet", "--decode", "full"], rig.env,
+                    tmp_path / "edgeft.log") as node:
+            wait_for(lambda: len(predictions(out, "/car/odd/prediction")) >= 50, 45, "the listener to have 50 predictions")
+            summary = interrupted(node)
     assert re.search(r"4 cameras paired within ±\d+\.\d ms", summary), summary
     camera_log, engine = sent(rig.log), Engine.load(bundle)
     ticks: dict[int, dict[str, dict]] = {}
@@ -128,12 +138,16 @@ def test_a_rig_is_paired_by_stamp_and_every_value_is_engine_predicts(bundle, fra
 def test_topics_lists_the_graph_on_the_domain_asked(rig) -> None:
     with ros_domain() as elsewhere:  # the environment names another domain: --ros-domain wins
         env = dict(elsewhere, COLUMNS="200")
+        started = time.time()
         proc = edgeft_run("topics", "ros2:", "--ros-domain", rig.env["ROS_DOMAIN_ID"], "--seconds", "3", env=env)
+        ended = time.time()
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    stamps = [row["stamp_ns"] / 1e9 for row in read_lines(rig.log) if row["camera"] == "mono"]
+    sent_hz = sum(started <= t <= ended for t in stamps) / (ended - started)  # what the camera managed (20 Hz unless starved)
     for camera, kind in RIG.items():
         msgtype = "sensor_msgs/msg/CompressedImage" if kind == "jpeg" else "sensor_msgs/msg/Image"
         row = re.search(rf"/rig/{camera}\s*│\s*{msgtype}\s*│\s*1\s*│\s*best effort\s*│\s*([\d.]+) Hz", proc.stdout)
-        assert row and 15 <= float(row.group(1)) <= 25, proc.stdout
+        assert row and 0.75 * sent_hz - 1 <= float(row.group(1)) <= 1.25 * sent_hz + 1, (sent_hz, proc.stdout)
 
 
 def test_a_reliable_subscription_to_a_best_effort_camera_is_said_in_one_line(bundle, rig) -> None:
@@ -169,7 +183,7 @@ def test_steering_and_features_carry_their_frames_header_and_equal_engine_predic
             with edgeft(["run", "--model", str(steering_bundle), "--source", "ros2:", "--publish", "ros2:",  # the only image topic
                          "--ros-features", "--quiet"], env, tmp_path / "edgeft.log") as node:
                 wait_for(lambda: len(received(out, "/edgeft/steering")) >= 40, 45, "the listener to have 40 predictions")
-                assert node.stop(signal.SIGINT) == 130 and "Traceback" not in node.output(), node.output()
+                interrupted(node)
     camera, engine = sent(camera_log), Engine.load(steering_bundle)
     shown = predictions(out, "/edgeft/prediction")
     for p in shown:
@@ -314,7 +328,7 @@ def test_richer_types_carry_each_frames_header_and_its_prediction(steering_bundl
             wait_for(lambda: len(received(out, "/steer/drive")) >= 20 and len(received(out, "/cls/classification")) >= 20, 60,
                      "20 AckermannDriveStamped and 20 Classification messages")
             for node in (steer, classify):
-                assert node.stop(signal.SIGINT) == 130 and "Traceback" not in node.output(), node.output()
+                interrupted(node)
     camera = sent(camera_log)
     steering = {stamp_of(p): p for p in predictions(out, "/steer/prediction")}
     for drive in received(out, "/steer/drive"):
