@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, cpu_line, ensure_bundle, parse_model  # noqa: E402
 
 from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions  # noqa: E402
-from edgeft.runtime.sources.jpeg import fit_for  # noqa: E402
 from edgeft.runtime.sources import VideoSource  # noqa: E402
+from edgeft.runtime.sources.jpeg import fit_for  # noqa: E402
 
 CODECS = {"h264": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"],
           "mjpeg": ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]}

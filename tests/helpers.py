@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from edgeft.cli import app
+from edgeft.runtime import SourceError, SourceOptions, open_source
 
 
 def cli(*args: object):
@@ -36,3 +39,22 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def open_when_up(url: str, deadline_s: float = 15.0):
+    """The stream at `url` opened once its server (started just before) answers."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return open_source(url, SourceOptions(timeout_s=3))
+        except SourceError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.3)

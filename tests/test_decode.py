@@ -5,7 +5,6 @@ and the same frames in the same order whether a tick decodes serially or on the 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -15,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceError, SourceOptions, open_source
+from edgeft.runtime import Engine, Pipeline, PipelineConfig, SourceOptions, open_source
 from edgeft.runtime.sources import DecodePool, FrameReader, decode_reduced, jpeg_size, reduction
 from edgeft.runtime.sources.images import decode_bytes
 from edgeft.runtime.sources.rosimage import compressed_to_bgr
-from helpers import cosine
+from helpers import cosine, free_port, open_when_up
 
 # What docs/run.md and RESULTS document for MobileNetV2 features with real weights, reduced vs full decode + resize.
 MEAN_COSINE, MIN_COSINE = 0.99, 0.98
@@ -176,7 +175,7 @@ def test_a_driving_log_decodes_its_cameras_side_by_side_as_serially(tmp_path, ph
 
 
 def mjpeg_video(path: Path, frames: list[bytes]) -> Path:
-    """An MJPEG .avi holding `frames` (JPEG bytes) as they are: what a USB camera's MJPG mode delivers."""
+    """An MJPEG .avi of `frames` (JPEG bytes, re-encoded by OpenCV's writer): what a USB camera's MJPG mode delivers."""
     first = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (first.shape[1], first.shape[0]))
     for data in frames:
@@ -210,20 +209,11 @@ def test_an_mjpeg_capture_decodes_its_jpegs_at_the_models_size(steering_bundle, 
 def test_an_ip_cameras_mjpeg_stream_is_decoded_at_the_models_size(steering_bundle, frames_720p, tmp_path) -> None:
     """An IP camera's multipart MJPEG over HTTP (ffmpeg on loopback): live, reduced, its JPEGs kept."""
     video = mjpeg_video(tmp_path / "cam.avi", frames_720p)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/cam.mjpg"
+    url = f"http://127.0.0.1:{free_port()}/cam.mjpg"
     server = subprocess.Popen([shutil.which("ffmpeg"), "-loglevel", "quiet", "-re", "-stream_loop", "-1", "-i", str(video),
                                "-c:v", "copy", "-f", "mpjpeg", "-listen", "1", url])
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                source = open_source(url, SourceOptions(timeout_s=3))
-                break
-            except SourceError:
-                assert time.monotonic() < deadline, "the stream never came up"
-                time.sleep(0.3)
+        source = open_when_up(url)
         engine = Engine.load(steering_bundle, device="cpu")
         with source:
             results = list(Pipeline(source, engine, PipelineConfig(max_ticks=10)))

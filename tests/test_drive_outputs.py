@@ -25,7 +25,7 @@ from edgeft.drive import Command, DriveLog  # noqa: E402
 from edgeft.runtime import Engine, SinkError, open_sinks  # noqa: E402
 from edgeft.runtime.sources.drivelog import stamp_in_name  # noqa: E402
 
-from helpers import edgeft  # noqa: E402
+from helpers import edgeft, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +76,6 @@ def test_a_recording_is_never_replaced_without_force(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(SinkError, match="is a file"):
         DriveLog(tmp_path / "file")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

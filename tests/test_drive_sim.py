@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from edgeft.drive import Car, DriveError, SimConfig, Simulator, curvature  # noq
 from edgeft.drive.car import MPH, ROAD_HALF_M  # noqa: E402
 from edgeft.drive.road import expert_steering  # noqa: E402
 
-from helpers import edgeft  # noqa: E402
+from helpers import edgeft, free_port  # noqa: E402
 
 
 def test_steering_the_curvature_follows_the_road_and_the_expert_recovers() -> None:
@@ -115,12 +114,6 @@ def test_the_sim_speaks_the_unity_clients_dialect(numeric) -> None:
         assert rest[3:5] == ["41", "1"]  # SocketIOComponent.Close
     telemetry = json.loads(first[2:])[1]
     assert list(telemetry) == ["steering_angle", "throttle", "speed", "image"] and all(isinstance(v, str) for v in telemetry.values())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def drive_and_sim(bundle, distance: float, *sim_args: str, cwd=None):

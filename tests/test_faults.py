@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,12 @@ import numpy as np
 import pytest
 
 from edgeft.runtime import Engine, Pipeline, PipelineConfig
-from edgeft.runtime.sources import SourceError, SourceOptions, open_source
+from helpers import free_port, open_when_up
 
 pytest.importorskip("onnx", reason="building the tiny test model needs the onnx package (export extra)")
 from tiny_bundle import write_tiny_bundle  # noqa: E402
 
 FFMPEG = shutil.which("ffmpeg")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(video: Path, url: str) -> subprocess.Popen:
@@ -38,17 +31,6 @@ def serve(video: Path, url: str) -> subprocess.Popen:
          "-q:v", "5", "-f", "mpegts", "-listen", "1", url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-
-
-def open_when_up(url: str, deadline_s: float = 15.0):
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            return open_source(url, SourceOptions(timeout_s=3))
-        except SourceError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.mark.skipif(FFMPEG is None, reason="ffmpeg (Debian package; CI installs it) is needed to serve a stream")

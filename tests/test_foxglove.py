@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import edgeft
+from helpers import edgeft, free_port
 
 pytest.importorskip("foxglove", reason="the foxglove extra (foxglove-sdk) is not installed")
 mcap_reader = pytest.importorskip("mcap.reader", reason="the test extra (mcap) is not installed")
@@ -156,14 +156,6 @@ async def subscribe(port: int, wanted: set[str], deadline_s: float = 20.0) -> di
                 topic = subscribed[subscription]
                 received[topic] = received.get(topic, 0) + 1
     return received
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_live_server_streams_images_and_predictions_to_a_client(bundle, bag, tmp_path) -> None:
