@@ -264,6 +264,7 @@ class Pipeline:
                 for source in self.sources:
                     source.open()
                     source.decode_for(fit)
+                    source.decoder.beside(self.engine.backend.cpu_threads)
                 self._captures = [_Capture(s, self.engine, self.config, self.stats, self._stop, self.skip) for s in self.sources]
                 for capture in self._captures:
                     capture.start()

@@ -158,7 +158,8 @@ def test_a_bag_decodes_its_cameras_side_by_side_as_serially(tmp_path, carphone, 
     assert [camera for camera, _, _ in serial[0]] == ["left", "center", "right"]
 
 
-def test_a_driving_log_decodes_its_cameras_side_by_side_as_serially(tmp_path, photos_bgr) -> None:
+def _driving_log(tmp_path: Path, photos_bgr: list[np.ndarray]) -> Path:
+    """Six ticks of three real photos, one of them not an image (right_3)."""
     rows = []
     for i in range(6):
         names = []
@@ -170,8 +171,31 @@ def test_a_driving_log_decodes_its_cameras_side_by_side_as_serially(tmp_path, ph
         rows.append(",".join(names) + f",{i / 10},0,0,0")
     (tmp_path / "IMG" / "right_3.jpg").write_bytes(b"not an image at all")  # an unreadable frame, skipped alike
     (tmp_path / "driving_log.csv").write_text("\n".join(rows) + "\n")
-    serial, parallel = _ticks(str(tmp_path), 1, (64, 64)), _ticks(str(tmp_path), 3, (64, 64))
+    return tmp_path
+
+
+def test_a_driving_log_decodes_its_cameras_side_by_side_as_serially(tmp_path, photos_bgr) -> None:
+    log = str(_driving_log(tmp_path, photos_bgr))
+    serial, parallel = _ticks(log, 1, (64, 64)), _ticks(log, 3, (64, 64))
     assert serial == parallel and [len(t) for t in serial] == [3, 3, 3, 2, 3, 3]
+
+
+def test_a_default_pool_takes_the_cores_inference_leaves(tmp_path, photos_bgr, steering_bundle, monkeypatch) -> None:
+    from edgeft.runtime.cpu import CpuInfo, cpu_info
+    from edgeft.runtime.sources import decoding
+
+    cores = cpu_info().cores  # what the engine's backend sees: its threads run here
+    monkeypatch.setattr(decoding, "cpu_info", lambda: CpuInfo("a 16-core machine", 16, frozenset()))
+    log, seen = str(_driving_log(tmp_path, photos_bgr)), {}
+    for threads, asked in ((None, None), (1, None), (None, 3)):
+        engine = Engine.load(steering_bundle, device="cpu", threads=threads)
+        assert engine.backend.cpu_threads == (threads or cores)
+        with open_source(log, SourceOptions(decode_workers=asked)) as source:
+            count = len(list(Pipeline(source, engine, PipelineConfig(max_ticks=4))))
+            seen[threads, asked] = (source.decoder.workers, count)
+    # four ticks are 11 results (right_3 is not an image); a pool asked for is kept as asked
+    assert seen == {(None, None): (16 - cores, 11), (1, None): (15, 11), (None, 3): (3, 11)}
+    assert DecodePool().workers == 16 and (busy := DecodePool()).beside(16) is None and busy.workers == 1
 
 
 def mjpeg_video(path: Path, frames: list[bytes]) -> Path:

@@ -129,7 +129,7 @@ Correction = Annotated[float, typer.Option(help="driving log: steering added for
 Decode = Annotated[str, typer.Option(help="auto | reduced | full: JPEG frames decoded at the model's size (DCT scaling) or whole, "
                                           "then resized (auto: reduced, full when --save-video/--show draw the frames)",
                                      rich_help_panel="Source")]
-DecodeWorkers = Annotated[Optional[int], typer.Option(help="threads decoding the cameras of one tick side by side (default: the cores; 1: serial)",
+DecodeWorkers = Annotated[Optional[int], typer.Option(help="threads decoding the cameras of one tick side by side (default: the cores inference leaves free, at least 1: serial)",
                                                       rich_help_panel="Source")]
 Split = Annotated[str, typer.Option(help="driving logs and bags: random (rows shuffled) | time (contiguous blocks: train, val, "
                                          "test; neighbouring frames are near-duplicates)", rich_help_panel=DATA)]

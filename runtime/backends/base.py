@@ -32,6 +32,7 @@ class Backend(Protocol):
     label: str  # what runs, as logs and summaries name it: "CPUExecutionProvider", "OpenVINO CPU bf16"
     precision: str  # the arithmetic actually used: fp32 | bf16 | fp16 | int8
     io_binding: bool
+    cpu_threads: int  # CPU threads its inference keeps busy (0 on a GPU): the cores left are the decoders'
     inputs: list[Port]
     outputs: set[str]
 

@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..binding import BoundRunner, wants_binding
+from ..cpu import cpu_info
 from ..errors import BundleError, ProviderError, first_line
 from ..manifest import Manifest
 from ..providers import provider_options, resolve_providers
@@ -23,6 +24,7 @@ class OnnxRuntimeBackend:
                                 f"{target.precision}; --device openvino runs bf16 on CPUs that have it")
         self.session = _create_session(model, manifest.model_sha256, target, threads, strict, cache_dir)
         self.label = self.session.get_providers()[0]
+        self.cpu_threads = (threads or cpu_info().cores) if self.label == "CPUExecutionProvider" else 0  # default: one per core
         trt_fp16 = self.label == "TensorrtExecutionProvider" and target.precision != "fp32"
         self.precision = "fp16" if trt_fp16 and manifest.precision == "fp32" else manifest.precision
         self.inputs = [Port(i.name, i.type, tuple(d if isinstance(d, int) else None for d in i.shape)) for i in self.session.get_inputs()]

@@ -44,8 +44,9 @@ class OpenVinoBackend:
         ov = _openvino()
         precision = self._precision(manifest, target.precision)
         core = ov.Core()
+        self.cpu_threads = threads or cpu_info().cores
         config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
-                  "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads or cpu_info().cores, "ENABLE_CPU_PINNING": False}
+                  "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": self.cpu_threads, "ENABLE_CPU_PINNING": False}
         cache = _cache_folder(cache_dir, manifest.model_sha256, ov.__version__) if isinstance(model, Path) else None
         if cache is not None:
             core.set_property({"CACHE_DIR": str(cache)})

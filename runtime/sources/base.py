@@ -65,7 +65,7 @@ class SourceOptions:
     cameras: tuple[str, ...] = ("center", "left", "right")  # driving log cameras to use
     correction: float | None = None  # driving log: steering offset for left (+) / right (-) cameras
     timeout_s: float = 10.0  # network streams: open/read timeout
-    decode_workers: int | None = None  # threads decoding a multi-camera tick side by side (None: the cores; 1: serial)
+    decode_workers: int | None = None  # threads decoding a multi-camera tick side by side (None: the cores inference leaves, at least 1)
     bag: BagOptions = BagOptions()  # also how a ROS 2 rig pairs its cameras (tolerance, incomplete ticks)
     ros: RosOptions = RosOptions()
 
