@@ -109,5 +109,5 @@ def int8_bundle(name: str, size: int, video: Path, weights: str = "none", target
     if not path.exists():
         export_bundle(ExportConfig(resolve_backbone(name).name, weights=weights, input_size=(size, size), name=path.name,
                                    models_dir=WORK / "models",
-                                   int8=Int8Config(str(video), 64, 32, min_cosine=0.0, min_top1=0.0, target=target)))
+                                   int8=Int8Config(str(video), 64, 32, min_cosine=0.9, min_top1=0.5, target=target)))  # the laxest bars a bundle may carry
     return path

@@ -22,7 +22,7 @@ import numpy as np
 from edgeft.runtime.bundle import Bundle, sha256_bytes, sha256_file
 from edgeft.runtime.engine import Engine, EngineConfig
 from edgeft.runtime.manifest import HeadInfo, InputSpec, Manifest, OutputSpec, Proof, mirrored_metadata
-from edgeft.runtime.proof import PROOF_FILE, THRESHOLDS, proof_bytes
+from edgeft.runtime.proof import PROOF_FILE, THRESHOLDS, check_thresholds, proof_bytes
 
 from .backbones import PREPROCESS_MODES
 from .errors import ExportError
@@ -256,6 +256,7 @@ def precheck(config: ExportConfig) -> tuple[list[str], str | None]:
                           "or a .keras classifier file")
     if config.int8 is not None and config.fp16 is not None:
         raise ExportError("--int8 and --fp16 exclude each other: INT8 is for CPUs, FP16 for GPUs")
+    check_thresholds(_thresholds(config), "the bundle's verification bars", ExportError)  # what the runtime would refuse to load
     if config.labels:
         return _read_labels(config.labels), str(config.labels)
     if config.top:

@@ -77,3 +77,6 @@ def test_fp16_export_writes_a_checked_bundle_and_refuses_int8_with_it(tmp_path, 
     assert "FP16 graph on cpu: feature_cosine_mean" in shown and "FP16 storage emulated on CPU: feature_cosine_mean" in shown
     both = edgeft("export", *common, "--fp16", "--int8", "--calib", hed_weights, "--name", "x", cwd=tmp_path)
     assert both.returncode == 1 and "--int8 and --fp16 exclude each other" in both.stderr
+    lax = edgeft("export", *common, "--fp16", "--fp16-min-cosine", 0.5, "--name", "lax", cwd=tmp_path)  # a bar the runtime would refuse
+    assert lax.returncode == 1 and "fp16_min_cosine 0.5 is refused" in lax.stderr and len(lax.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "models" / "lax").exists()

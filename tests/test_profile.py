@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgeft.runtime import Engine, Pipeline, SourceOptions, run
+from edgeft.runtime.cpu import cpu_info
 from edgeft.runtime.profile import CAPTURE_STAGES, MAIN_STAGES
 from edgeft.runtime.sources import Frame, Source
 from helpers import edgeft
@@ -129,6 +130,9 @@ def test_run_names_the_bottleneck_and_prints_json(tmp_path, photos_bgr) -> None:
     assert {"read", "decode", "resize", "hand-off", "wait", "inference", "results", "sinks"} <= set(stages)
     assert all(stage["samples"] >= 4 and stage["p99_ms"] >= stage["p50_ms"] for stage in stages.values())
     assert "-bound: " in summary["profile"]["bottleneck"]
+    assert summary["decode_workers"] == [max(1, cpu_info().cores - summary["inference_threads"])]  # the cores left
+    pooled = edgeft("run", "--model", bundle, "--source", folder, "--json", "--threads", "1", "--decode-workers", "3")
+    assert json.loads(pooled.stdout)["inference_threads"] == 1 and json.loads(pooled.stdout)["decode_workers"] == [3]
     video = edgeft("run", "--model", bundle, "--source", folder, "--json", "--save-video", tmp_path / "out.mp4")
     assert video.returncode == 0 and json.loads(video.stdout)["decode"] == "full"  # drawn frames stay full size
     forced = edgeft("run", "--model", bundle, "--source", folder, "--json", "--decode", "reduced", "--save-video", tmp_path / "o2.mp4")

@@ -47,8 +47,9 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
         pipeline = Pipeline(rig.sources, engine, config, skip=(lambda f: (f.source, f.index) in done) if done else None)
         with RunDisplay(err, pipeline.stats, rig.total(config.max_ticks), rig.live, enabled=not quiet) as display:
             outcome = run(pipeline, opened, on_result=lambda r: display.update(r, pipeline.ticks))
+        workers = [source.decoder.workers for source in rig.sources]
     if json_summary:
-        print(json.dumps(run_summary(outcome, engine, config), indent=2))
+        print(json.dumps(run_summary(outcome, engine, config, workers), indent=2))
     else:
         stdout.print(summary_table(outcome.stats, engine.manifest, outcome.signal is not None))
     if outcome.signal:
@@ -62,10 +63,12 @@ def stream_into(engine: Engine, specs: Sequence[str], outputs: Sequence[str], so
         raise EdgeftError(f"no frame came from {', '.join(specs)}" + (" in the --start/--end window" if window else ""))
 
 
-def run_summary(outcome, engine: Engine, config: PipelineConfig) -> dict:
-    """The run as `--json` prints it: the stats (with the stage profile), the bundle, how it ran."""
-    return {"model": engine.manifest.name, "decode": config.decode, "interrupted": outcome.signal is not None,
-            "error": outcome.error, **outcome.stats.as_dict()}
+def run_summary(outcome, engine: Engine, config: PipelineConfig, decode_workers: list[int]) -> dict:
+    """The run as `--json` prints it: the stats (with the stage profile), the bundle, how it ran
+    (the CPU threads inference kept busy, and each source's decode pool beside them)."""
+    return {"model": engine.manifest.name, "decode": config.decode, "inference_threads": engine.backend.cpu_threads,
+            "decode_workers": decode_workers, "interrupted": outcome.signal is not None, "error": outcome.error,
+            **outcome.stats.as_dict()}
 
 
 @app.command(rich_help_panel="Running")
