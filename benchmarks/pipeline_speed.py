@@ -1,7 +1,7 @@
 """The pipeline at the model's speed: end to end against pure inference, before and after reduced
 decode and the decode pool's sizing, with the stage profile, side by side in one run.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--ticks 150] [--rounds 3] [--device auto]
+    .venv/bin/python benchmarks/pipeline_speed.py [--ticks 150] [--rounds 3] [--device auto] [--threads N]
         [--models mobilenetv2:160x320:real mobilenetv2:224:real inceptionv3:299] [--video-model mobilenetv2:224:real]
 
 Bag: three 1280x720 JPEG cameras (q92, real footage upscaled; `bags.write_bag`). Video: 720p
@@ -65,8 +65,9 @@ def stream(engine: Engine, spec: str, ticks: int, arm: str) -> tuple[float, floa
     return pipeline.stats.fps, cpu_ms, shares, pipeline.stats.profile.bottleneck() or ""
 
 
-def measure(label: str, bundle: Path, spec: str, frames: list, per_call: int, ticks: int, rounds: int, device: str) -> None:
-    engine = Engine.load(bundle, device=device)
+def measure(label: str, bundle: Path, spec: str, frames: list, per_call: int, ticks: int, rounds: int, device: str,
+            threads: int | None) -> None:
+    engine = Engine.load(bundle, device=device, threads=threads)
     stream(engine, spec, min(ticks, 20), "after")  # warm the page cache, the session and the decode pool
     runs = []
     for _ in range(rounds):
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="inference threads, pure and end to end (default: the backend's, one per core)")
     parser.add_argument("--models", nargs="+", default=["mobilenetv2:160x320:real", "mobilenetv2:224:real", "inceptionv3:299"])
     parser.add_argument("--video-model", default="mobilenetv2:224:real")
     parser.add_argument("--gigabytes", type=float, default=0.15)
@@ -92,16 +94,17 @@ def main() -> None:
     frames = first_frames(bag, args.ticks)
     video = make_clip("h264", 720, 3 * args.ticks)
     print(f"CPU: {cpu_line()}; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"bag: {bag.name}, 3 x 1280x720 JPEG; video: {video.name}; {args.ticks} ticks per run, median of {args.rounds} rounds\n")
+    print(f"bag: {bag.name}, 3 x 1280x720 JPEG; video: {video.name}; {args.ticks} ticks per run, median of {args.rounds} rounds; "
+          f"inference threads: {args.threads or 'one per core'}\n")
     print("| input | backend | arm | pure frames/s | end to end frames/s | end to end / pure (all rounds) | CPU ms/frame, pure / end to end | stages (p50 per tick, share "
           "of its thread; >= 3%) | bottleneck | load |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for item in args.models:
         _, bundle = bundle_for(item)
-        measure(f"bag, {item}", bundle, str(bag), frames, 3, args.ticks, args.rounds, args.device)
+        measure(f"bag, {item}", bundle, str(bag), frames, 3, args.ticks, args.rounds, args.device, args.threads)
     _, bundle = bundle_for(args.video_model)
     measure(f"720p H.264 video, {args.video_model}", bundle, str(video), _video_frames(video, 3 * args.ticks), 1, 3 * args.ticks,
-            args.rounds, args.device)
+            args.rounds, args.device, args.threads)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -195,7 +195,10 @@ def test_a_default_pool_takes_the_cores_inference_leaves(tmp_path, photos_bgr, s
             seen[threads, asked] = (source.decoder.workers, count)
     # four ticks are 11 results (right_3 is not an image); a pool asked for is kept as asked
     assert seen == {(None, None): (16 - cores, 11), (1, None): (15, 11), (None, 3): (3, 11)}
-    assert DecodePool().workers == 16 and (busy := DecodePool()).beside(16) is None and busy.workers == 1
+    pool = DecodePool()
+    assert pool.workers == 16
+    pool.beside(16)
+    assert pool.workers == 1
 
 
 def mjpeg_video(path: Path, frames: list[bytes]) -> Path:

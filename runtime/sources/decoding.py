@@ -11,7 +11,7 @@ nothing queues up behind it.
 By default the pool takes the cores that inference leaves free (`beside`), and at least one.
 Decode threads beyond those only preempt inference's own threads, and each preempted thread
 then holds up the others at their next barrier. On two cores with inference on both, serial
-decode reached 4-10 points more of pure inference than a pool of two (benchmarks/RESULTS.md).
+decode reached 2-12 points more of pure inference than a pool of two (benchmarks/RESULTS.md).
 On a GPU the pool gets every core.
 """
 
